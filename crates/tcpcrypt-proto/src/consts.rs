@@ -103,7 +103,11 @@ impl AeadId {
     pub const CHACHA20_POLY1305: Self = Self(0x0010);
 
     /// The three AEADs of RFC 8548 §6.
-    pub const ALL: [Self; 3] = [Self::AES_128_GCM, Self::AES_256_GCM, Self::CHACHA20_POLY1305];
+    pub const ALL: [Self; 3] = [
+        Self::AES_128_GCM,
+        Self::AES_256_GCM,
+        Self::CHACHA20_POLY1305,
+    ];
 
     /// The registry name, for logs and the CLI.
     pub const fn name(self) -> Option<&'static str> {
@@ -238,3 +242,79 @@ pub const CONTROL_REKEY: u8 = 0x01;
 pub const FLAG_FINP: u8 = 0x01;
 /// Plaintext flags: URGp (RFC 8548 §4.2.1).
 pub const FLAG_URGP: u8 = 0x02;
+
+/// Largest Init1/Init2 `message_len` this implementation buffers (digest §5.3 A6).
+///
+/// RFC 8548 §4.1 sets no maximum, but every field has a bounded size: the largest conforming
+/// Init1 is 9 + 2 * 255 + 32 + 69 = 620 bytes (255 ciphers, P-521). Anything longer is trailing
+/// "ignored" junk, which we accept and hash (RFC 8548 §4.1) only up to this cap.
+pub const MAX_INIT_LEN: usize = 4096;
+
+/// Bytes of an Init message before its variable fields: magic (4) + message_len (4)
+/// (RFC 8548 §4.1).
+pub const INIT_HEADER_LEN: usize = 8;
+
+/// Largest frame on the wire: header plus the largest ciphertext (RFC 8548 §3.6, §4.2).
+pub const MAX_FRAME_LEN: usize = FRAME_HEADER_LEN + MAX_CLEN;
+
+/// Sealed ciphertext a session holds before the driver takes it with `poll_ciphertext`. Once
+/// reached, `write_plaintext` accepts nothing more and incoming ciphertext is no longer consumed
+/// (so mandatory rekey answers cannot pile up either). Four maximum-size frames.
+pub const MAX_SEND_BUFFER: usize = 4 * MAX_FRAME_LEN;
+
+/// Automatic rekey after this many frames sent under one key generation (RFC 8548 §3.8 leaves
+/// the interval open; digest §5.3 A14).
+///
+/// 2^24 frames keeps AES-GCM and ChaCha20-Poly1305 far inside their usage limits
+/// (draft-irtf-cfrg-aead-limits: for AES-GCM the confidentiality advantage is about
+/// sigma^2 / 2^129 for sigma blocks; at 2^24 maximum-size frames, sigma < 2^36, giving about
+/// 2^-57).
+pub const REKEY_AFTER_FRAMES: u64 = 1 << 24;
+
+/// Automatic rekey after this many ciphertext bytes sent under one key generation (digest §5.3
+/// A14). 2^36 bytes = 2^32 AES blocks, an AES-GCM confidentiality advantage near 2^-65; it also
+/// guarantees a new key long before the 64-bit frame offset could wrap (RFC 8548 §3.6: "MUST NOT
+/// send more than 2^64 bytes" under one key).
+pub const REKEY_AFTER_BYTES: u64 = 1 << 36;
+
+/// Default time a liveness probe waits for the peer's mandatory rekey answer (RFC 8548 §3.9).
+pub const DEFAULT_LIVENESS_TIMEOUT: core::time::Duration = core::time::Duration::from_secs(30);
+
+/// TCP option kind End of Option List (RFC 9293 §3.1).
+pub const TCP_OPTION_EOL: u8 = 0;
+/// TCP option kind No-Operation (RFC 9293 §3.1), also used as padding.
+pub const TCP_OPTION_NOP: u8 = 1;
+/// TCP option kind TCP Fast Open cookie (RFC 7413 §4.1.1); RFC 8547 §4.7 forbids a non-empty
+/// one in a SYN carrying ENO.
+pub const TCP_OPTION_FAST_OPEN: u8 = 34;
+/// Size of the TCP options area at most: 60-byte header limit minus the 20-byte fixed header
+/// (RFC 9293 §3.1).
+pub const MAX_TCP_OPTIONS_LEN: usize = 40;
+/// Size of an option's kind and length bytes (RFC 9293 §3.1).
+pub const TCP_OPTION_HEADER_LEN: usize = 2;
+/// Bytes of an RFC 6994 experiment ID following kind and length in option 253.
+pub const EXPERIMENT_ID_LEN: usize = 2;
+/// Largest contents of one ENO option: the options area minus kind and length (RFC 8547 §4.1).
+pub const MAX_ENO_CONTENTS_LEN: usize = MAX_TCP_OPTIONS_LEN - TCP_OPTION_HEADER_LEN;
+
+/// ENO suboption byte: the `v` bit (RFC 8547 §4.1, Fig 4).
+pub const ENO_V_BIT: u8 = 0x80;
+/// ENO suboption byte: the 7-bit `glt` field (RFC 8547 §4.1, Fig 4).
+pub const ENO_GLT_MASK: u8 = 0x7f;
+/// `glt` values below this are global suboptions (v = 0) or length bytes (v = 1); from here on
+/// they are TEP identifiers (RFC 8547 §4.1, Table 1).
+pub const ENO_FIRST_TEP_GLT: u8 = 0x20;
+/// Global suboption: the passive-role bit `b` (RFC 8547 §4.2, Fig 5).
+pub const ENO_GLOBAL_B: u8 = 0x01;
+/// Global suboption: the application-aware bit `a` (RFC 8547 §4.2, Fig 5).
+pub const ENO_GLOBAL_A: u8 = 0x02;
+/// Length byte: mask of `nnnnn`; the data length is `nnnnn + 1` (RFC 8547 §4.4).
+pub const ENO_LENGTH_MASK: u8 = 0x1f;
+/// Largest data length a length byte can announce, `0x1f + 1` (RFC 8547 §4.4).
+pub const ENO_MAX_LENGTH_BYTE_DATA: usize = 32;
+/// Smallest data of a tcpcrypt resumption suboption: the identifier half (RFC 8548 §3.5); a v=1
+/// suboption with less is a fresh offer.
+pub const RESUME_SUBOPTION_MIN_DATA: usize = RESUME_HALF_LEN;
+/// Largest data of a tcpcrypt resumption suboption: identifier half plus an 8-byte nonce
+/// (RFC 8548 §3.5).
+pub const RESUME_SUBOPTION_MAX_DATA: usize = RESUME_HALF_LEN + RESUME_NONCE_MAX;
