@@ -119,4 +119,7 @@ pub enum Error {
     /// The caller used the API in a way its documentation rules out.
     #[error("API misuse: {0}")]
     ApiMisuse(&'static str),
+    /// A liveness probe (a rekey, RFC 8548 §3.9) got no authenticated answer in time.
+    #[error("liveness probe timed out")]
+    LivenessTimeout,
 }

@@ -1,0 +1,106 @@
+//! Per-connection settings of the stream path (RFC 8548 §3.3, §3.6, §3.8, §3.9).
+
+use core::time::Duration;
+
+use crate::consts::{
+    AeadId, DEFAULT_LIVENESS_TIMEOUT, MAX_FRAME_DATA, MAX_FRAME_DATA_URGENT, REKEY_AFTER_BYTES,
+    REKEY_AFTER_FRAMES,
+};
+
+/// Settings of a [`Session`](super::Session). One value can be shared by many sessions (pass
+/// it in an `Arc`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// The AEADs host A lists in Init1, in this order (RFC 8548 §3.3: implementations SHOULD let
+    /// the user choose the list advertised as A). Entries the provider lacks are skipped; at
+    /// most 255 are sent.
+    pub aead_offer: Vec<AeadId>,
+    /// Host B's preference, most preferred first: B picks the first entry that Init1 lists and
+    /// the provider has (RFC 8548 §3.3).
+    pub aead_preference: Vec<AeadId>,
+    /// The AEAD of a resumed session (RFC 8548 §3.5). The RFC does not say which AEAD a resumed
+    /// session uses (there is no Init message to negotiate one, and the cache entry carries
+    /// none); this project uses AEAD_AES_128_GCM, the one every implementation has (§6,
+    /// REQUIRED). Both hosts must use the same value.
+    pub resumed_aead: AeadId,
+    /// Rekey automatically after this many frames sent under one generation (RFC 8548 §3.8).
+    /// Values above [`REKEY_AFTER_FRAMES`] are clamped to it; 0 counts as 1.
+    pub rekey_after_frames: u64,
+    /// Rekey automatically after this many ciphertext bytes sent under one generation. Values
+    /// above [`REKEY_AFTER_BYTES`] are clamped to it.
+    pub rekey_after_bytes: u64,
+    /// Largest application data per frame, at most [`MAX_FRAME_DATA`] (65518, RFC 8548 §3.6:
+    /// clen < 2^16). Large frames suit bulk transfer; a write never waits to fill a frame.
+    pub max_frame_data: usize,
+    /// How long [`Session::probe_liveness`](super::Session::probe_liveness) waits for the peer's
+    /// mandatory rekey answer (RFC 8548 §3.9).
+    pub liveness_timeout: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            aead_offer: vec![
+                AeadId::AES_128_GCM,
+                AeadId::CHACHA20_POLY1305,
+                AeadId::AES_256_GCM,
+            ],
+            aead_preference: vec![
+                AeadId::AES_128_GCM,
+                AeadId::CHACHA20_POLY1305,
+                AeadId::AES_256_GCM,
+            ],
+            resumed_aead: AeadId::AES_128_GCM,
+            rekey_after_frames: REKEY_AFTER_FRAMES,
+            rekey_after_bytes: REKEY_AFTER_BYTES,
+            max_frame_data: MAX_FRAME_DATA,
+            liveness_timeout: DEFAULT_LIVENESS_TIMEOUT,
+        }
+    }
+}
+
+impl SessionConfig {
+    /// The frame-count rekey limit in force: clamped to `1..=REKEY_AFTER_FRAMES`.
+    pub(crate) fn frame_limit(&self) -> u64 {
+        self.rekey_after_frames.clamp(1, REKEY_AFTER_FRAMES)
+    }
+
+    /// The byte rekey limit in force: clamped to `1..=REKEY_AFTER_BYTES`.
+    pub(crate) fn byte_limit(&self) -> u64 {
+        self.rekey_after_bytes.clamp(1, REKEY_AFTER_BYTES)
+    }
+
+    /// Data bytes per frame in force: clamped to `1..=MAX_FRAME_DATA`.
+    pub(crate) fn frame_data(&self) -> usize {
+        self.max_frame_data.clamp(1, MAX_FRAME_DATA)
+    }
+
+    /// Largest urgent write: one frame with URGp.
+    pub(crate) fn urgent_data(&self) -> usize {
+        self.frame_data().min(MAX_FRAME_DATA_URGENT)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_clamped() {
+        let c = SessionConfig {
+            rekey_after_frames: u64::MAX,
+            rekey_after_bytes: 0,
+            max_frame_data: 1 << 20,
+            ..SessionConfig::default()
+        };
+        assert_eq!(c.frame_limit(), REKEY_AFTER_FRAMES);
+        assert_eq!(c.byte_limit(), 1);
+        assert_eq!(c.frame_data(), MAX_FRAME_DATA);
+        assert_eq!(c.urgent_data(), MAX_FRAME_DATA_URGENT);
+        let c = SessionConfig {
+            max_frame_data: 0,
+            ..SessionConfig::default()
+        };
+        assert_eq!(c.frame_data(), 1);
+    }
+}

@@ -1,0 +1,152 @@
+//! The receiving half: reassembles frames from arbitrary chunks, opens them in place and hands
+//! out their data (RFC 8548 §3.6, §3.7, §4.2).
+//!
+//! At most one frame is held at a time: while its data is unread, no more ciphertext is
+//! consumed. The frame buffer therefore never exceeds [`MAX_FRAME_LEN`] bytes, and no byte of
+//! a frame is released before the whole frame has authenticated.
+
+use core::ops::Range;
+
+#[cfg(doc)]
+use crate::consts::MAX_FRAME_LEN;
+use crate::consts::{AEAD_TAG_LEN, FRAME_HEADER_LEN};
+use crate::crypto::AeadAlgorithm;
+use crate::error::Error;
+use crate::wire::frame::{first_frame_offset, FrameHeader, PlaintextHeader};
+
+use super::rekey::DirectionKeys;
+
+/// What an authenticated frame said besides its data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Opened {
+    /// The frame had rekey = 1 (it was opened with the next generation's key).
+    pub(crate) rekey: bool,
+    /// The frame had FINp.
+    pub(crate) fin: bool,
+    /// With URGp: the application-stream index of the last urgent byte (RFC 8548 §3.7).
+    pub(crate) urgent_mark: Option<u64>,
+}
+
+/// Frame reassembly and decryption state.
+#[derive(Debug)]
+pub(crate) struct Receiver {
+    /// The frame being assembled (header and ciphertext), or once opened, its plaintext.
+    buf: Vec<u8>,
+    /// The unread data of the opened frame, as a range of `buf`; empty otherwise.
+    plain: Range<usize>,
+    /// `buf` holds an opened frame (as opposed to ciphertext being assembled).
+    opened: bool,
+    /// Stream offset of the frame in `buf` (RFC 8548 §4.2.3; decision A1).
+    offset: u64,
+    /// The remote generation's key; `None` before the key exchange and after FINp.
+    pub(crate) keys: Option<DirectionKeys>,
+    /// A FINp frame authenticated: end of stream once its data is read.
+    pub(crate) fin: bool,
+    /// Application bytes of all authenticated frames.
+    app_bytes: u64,
+    /// Application bytes handed to the reader.
+    pub(crate) delivered: u64,
+}
+
+impl Receiver {
+    pub(crate) fn new() -> Self {
+        Self {
+            buf: Vec::new(),
+            plain: 0..0,
+            opened: false,
+            offset: 0,
+            keys: None,
+            fin: false,
+            app_bytes: 0,
+            delivered: 0,
+        }
+    }
+
+    /// Installs the first key; the peer's first frame starts after its Init message of
+    /// `peer_init_len` bytes (0 when resumed).
+    pub(crate) fn start(&mut self, keys: DirectionKeys, peer_init_len: usize) {
+        self.keys = Some(keys);
+        self.offset = first_frame_offset(peer_init_len);
+    }
+
+    /// Ciphertext stream offset consumed so far (Init included), counting only whole frames.
+    pub(crate) fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// An opened frame still has unread data.
+    pub(crate) fn has_unread(&self) -> bool {
+        !self.plain.is_empty()
+    }
+
+    /// Copies bytes of the current frame from `input` into the buffer, never past the frame's
+    /// end. Returns the bytes used and whether the frame is complete.
+    ///
+    /// # Errors
+    /// Those of [`FrameHeader::parse`] once the header is in.
+    pub(crate) fn fill(&mut self, input: &[u8]) -> Result<(usize, bool), Error> {
+        if self.opened {
+            debug_assert!(self.plain.is_empty());
+            self.buf.clear();
+            self.opened = false;
+        }
+        let mut used = 0;
+        if self.buf.len() < FRAME_HEADER_LEN {
+            let take = (FRAME_HEADER_LEN - self.buf.len()).min(input.len());
+            self.buf.extend_from_slice(&input[..take]);
+            used = take;
+            if self.buf.len() < FRAME_HEADER_LEN {
+                return Ok((used, false));
+            }
+        }
+        let total = FrameHeader::parse(&self.buf)?.frame_len();
+        let take = (total - self.buf.len()).min(input.len() - used);
+        self.buf.extend_from_slice(&input[used..used + take]);
+        used += take;
+        Ok((used, self.buf.len() == total))
+    }
+
+    /// Opens the complete frame in the buffer (RFC 8548 §3.6). With rekey = 1 the receive key
+    /// first moves to the next generation (§3.8: "before decrypting").
+    ///
+    /// # Errors
+    /// [`Error::AuthenticationFailed`]; `PeerMisbehaved::BadUrgentOffset`; generation overflow.
+    pub(crate) fn open(&mut self, alg: &dyn AeadAlgorithm) -> Result<Opened, Error> {
+        let header = FrameHeader::parse(&self.buf)?;
+        let Some(keys) = self.keys.as_mut() else {
+            return Err(Error::ApiMisuse("frame before the key exchange finished"));
+        };
+        if header.rekey {
+            keys.advance(alg)?;
+        }
+        let (aad, body) = self.buf.split_at_mut(FRAME_HEADER_LEN);
+        keys.open(self.offset, aad, body)?;
+        let plain_end = self.buf.len() - AEAD_TAG_LEN;
+        let (ph, data_start) = PlaintextHeader::parse(&self.buf[FRAME_HEADER_LEN..plain_end])?;
+        let data = FRAME_HEADER_LEN + data_start..plain_end;
+        let urgent_mark = ph.urgent.map(|u| self.app_bytes + u64::from(u));
+        self.app_bytes += data.len() as u64;
+        self.offset = self.offset.wrapping_add(header.frame_len() as u64);
+        self.plain = data;
+        self.opened = true;
+        if ph.fin {
+            self.fin = true;
+            // No frame may follow FINp: the key is no longer needed (RFC 8548 §3.8).
+            self.keys = None;
+        }
+        Ok(Opened {
+            rekey: header.rekey,
+            fin: ph.fin,
+            urgent_mark,
+        })
+    }
+
+    /// Copies unread data of the opened frame into `out`; returns the count.
+    pub(crate) fn read(&mut self, out: &mut [u8]) -> usize {
+        let n = self.plain.len().min(out.len());
+        out[..n].copy_from_slice(&self.buf[self.plain.start..self.plain.start + n]);
+        self.plain.start += n;
+        self.delivered += n as u64;
+        n
+    }
+}
