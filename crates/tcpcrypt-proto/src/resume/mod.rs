@@ -1,8 +1,8 @@
 //! tcpcrypt session resumption (RFC 8548 §3.5): the resumption suboption and the session-secret
 //! cache.
 //!
-//! Read RFC 8548 §3.5 first. A host that shared a session with ss[i-1] can connect again with
-//! ss[i] and no public-key operation. It offers this in its SYN with a *resumption suboption*:
+//! Read RFC 8548 §3.5 first. A host that shared a session with `ss[i-1]` can connect again with
+//! `ss[i]` and no public-key operation. It offers this in its SYN with a *resumption suboption*:
 //!
 //! ```text
 //!  byte 0         1 .. 9                 10 ..
@@ -10,7 +10,7 @@
 //! ```
 //!
 //! `resume[i] = CPRF(ss[i], CONST_RESUME, 18)`; the host that was A in the session that made
-//! ss[0] (its *original* role) sends `resume[i][0..9]` and nonce_a, the original B sends
+//! `ss[0]` (its *original* role) sends `resume[i][0..9]` and nonce_a, the original B sends
 //! `resume[i][9..18]` and nonce_b ([`ResumeId::half`](crate::keys::ResumeId::half)). The
 //! key schedule itself is in [`keys`](crate::keys); this module only classifies and encodes
 //! suboptions ([`Offer`], [`ResumeSuboptionData`]) and keeps secrets ([`ResumeCache`]).

@@ -231,7 +231,10 @@ fn new_rejects_unencodable() {
     );
 }
 
-fn arb_repr() -> impl Strategy<Value = (Option<(bool, bool)>, Vec<(u8, bool, Vec<u8>)>)> {
+/// (b, a) of an optional global suboption, and (glt, v, data) of each TEP suboption.
+type ArbRepr = (Option<(bool, bool)>, Vec<(u8, bool, Vec<u8>)>);
+
+fn arb_repr() -> impl Strategy<Value = ArbRepr> {
     (
         proptest::option::of((any::<bool>(), any::<bool>())),
         proptest::collection::vec(
