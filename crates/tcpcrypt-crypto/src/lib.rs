@@ -46,6 +46,26 @@
 //! Building needs only `cargo` and a C compiler: `aws-lc-sys` compiles aws-lc with the `cc`
 //! crate and ships pre-generated bindings for x86_64/aarch64 Linux (no cmake, clang, Go or nasm).
 //!
+//! # This crate's own numbers
+//!
+//! `cargo bench -p tcpcrypt-crypto -- --warm-up-time 1 --measurement-time 3`
+//! (`benches/primitives.rs`, through the traits, medians):
+//!
+//! | AEAD | seal 16384 B | open 16384 B | seal 1400 B | open 1400 B |
+//! |---|---|---|---|---|
+//! | AES_128_GCM | 854 ns (17.9 GiB/s) | 979 ns (15.6 GiB/s) | 154 ns (8.5 GiB/s) | 153 ns (8.5 GiB/s) |
+//! | AES_256_GCM | 1.04 µs (14.7 GiB/s) | 1.11 µs (13.7 GiB/s) | 174 ns (7.5 GiB/s) | 170 ns (7.7 GiB/s) |
+//! | CHACHA20_POLY1305 | 6.36 µs (2.4 GiB/s) | 6.49 µs (2.4 GiB/s) | 710 ns (1.8 GiB/s) | 672 ns (1.9 GiB/s) |
+//!
+//! (`open` includes copying the sealed buffer back in before each call.)
+//!
+//! | TEP | generate + agree (one side of a handshake) |
+//! |---|---|
+//! | Curve25519 | 25.5 µs (39k/s) |
+//! | P256 | 64.2 µs (15.6k/s) |
+//! | P521 | 362 µs (2.8k/s) |
+//! | Curve448 | 646 µs (1.5k/s) |
+//!
 //! [`Rng`]: tcpcrypt_proto::crypto::Rng
 
 #![forbid(unsafe_code)]

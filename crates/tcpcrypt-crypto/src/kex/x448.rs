@@ -41,6 +41,12 @@ impl KeyAgreement for X448Kex {
 }
 
 /// An X448 private scalar (zeroed on drop) and its public u-coordinate.
+///
+/// `x448::x448_unchecked` takes the scalar by value, so a stack copy of it outlives the call
+/// unzeroed until overwritten; the crate has no by-reference API. Low-order points are not
+/// rejected up front (the checked `x448::x448` would return `None` for them): the all-zero check
+/// below is RFC 7748 §6's own test, gives the typed error, and also catches non-canonical
+/// encodings of those points.
 struct Secret {
     scalar: Zeroizing<[u8; LEN]>,
     public: [u8; LEN],
