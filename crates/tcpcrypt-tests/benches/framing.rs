@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tcpcrypt_proto::consts::AeadId;
-use tcpcrypt_proto::session::{Read, SessionConfig};
+use tcpcrypt_proto::session::{Peek, Read, SessionConfig};
 use tcpcrypt_proto::{Role, TepId};
 use tcpcrypt_tests::{fresh, provider, Pair, Session, TestRng, TEPS};
 
@@ -45,6 +45,25 @@ fn framing(c: &mut Criterion) {
                     }
                     assert_eq!(got, size);
                     black_box(&buf);
+                });
+            });
+            // The same with zero-copy reading (peek_plaintext + consume_plaintext).
+            let id = BenchmarkId::new(format!("{name}/peek"), size);
+            group.bench_function(id, |bench| {
+                bench.iter(|| {
+                    let n = a.write_plaintext(black_box(&data)).unwrap_or(0);
+                    assert_eq!(n, size);
+                    wire.clear();
+                    let _ = a.poll_ciphertext(&mut wire);
+                    let used = b.handle_ciphertext(&wire).unwrap_or(0);
+                    assert_eq!(used, wire.len());
+                    let mut got = 0;
+                    while let Ok(Peek::Data(d)) = b.peek_plaintext() {
+                        let k = black_box(d).len();
+                        b.consume_plaintext(k);
+                        got += k;
+                    }
+                    assert_eq!(got, size);
                 });
             });
         }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use tcpcrypt_proto::consts::{AeadId, Role, TepId, MAX_FRAME_DATA, MAX_SEND_BUFFER};
-use tcpcrypt_proto::session::{Event, Read, SessionConfig};
+use tcpcrypt_proto::session::{Event, Peek, Read, SessionConfig};
 use tcpcrypt_proto::{Error, PeerMisbehaved};
 use tcpcrypt_tests::{data, fresh, provider, Pair, Session, TestRng};
 
@@ -330,4 +330,30 @@ fn reset_and_abort_are_distinct_terminal_errors() {
     assert_eq!(p.a.session.write_plaintext(b"x"), Err(Error::Aborted));
     let mut out = Vec::new();
     assert_eq!(p.a.session.poll_ciphertext(&mut out).len, 0);
+}
+
+#[test]
+fn zero_copy_reading_mixes_with_read_plaintext() {
+    let mut p = pair();
+    p.a.session.write_plaintext(b"hello world").unwrap();
+    p.a.session.close().unwrap();
+    let mut out = Vec::new();
+    let _ = p.a.session.poll_ciphertext(&mut out);
+    let b = &mut p.b.session;
+    assert_eq!(
+        b.handle_ciphertext(&out).unwrap(),
+        31,
+        "one data frame, then wait"
+    );
+    assert_eq!(b.peek_plaintext().unwrap(), Peek::Data(b"hello world"));
+    b.consume_plaintext(6);
+    let mut buf = [0u8; 3];
+    assert_eq!(b.read_plaintext(&mut buf).unwrap(), Read::Data(3));
+    assert_eq!(&buf, b"wor");
+    assert_eq!(b.peek_plaintext().unwrap(), Peek::Data(b"ld"));
+    b.consume_plaintext(100);
+    assert_eq!(b.peek_plaintext().unwrap(), Peek::Blocked);
+    assert_eq!(b.handle_ciphertext(&out[31..]).unwrap(), 20);
+    assert_eq!(b.peek_plaintext().unwrap(), Peek::Eof);
+    assert_eq!(b.plaintext_bytes_received(), 11);
 }

@@ -17,6 +17,18 @@ pub enum Read {
     Blocked,
 }
 
+/// The outcome of [`Session::peek_plaintext`](super::Session::peek_plaintext): like [`Read`],
+/// but borrowing the data instead of copying it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Peek<'a> {
+    /// Authenticated plaintext not yet consumed (never empty).
+    Data(&'a [u8]),
+    /// Clean EOF (see [`Read::Eof`]).
+    Eof,
+    /// Nothing to read until more ciphertext is handled.
+    Blocked,
+}
+
 /// What [`Session::poll_ciphertext`](super::Session::poll_ciphertext) appended to the driver's
 /// buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -45,8 +57,8 @@ pub enum Event {
         /// True for a resumed session (RFC 8548 §3.5).
         resumed: bool,
     },
-    /// A fresh session's ss[1] (RFC 8548 §3.5): the driver may cache it for one later
-    /// resumption. The session has already erased ss[0]. Never emitted for resumed sessions
+    /// A fresh session's `ss[1]` (RFC 8548 §3.5): the driver may cache it for one later
+    /// resumption. The session has already erased `ss[0]`. Never emitted for resumed sessions
     /// (their cache entry advanced before the session started).
     ResumableSecret(ResumableSecret),
     /// The local or remote generation changed (RFC 8548 §3.8). Consecutive changes are

@@ -35,7 +35,7 @@ use crate::negotiated::{Negotiated, Resumption};
 use crate::wire::frame::PlaintextHeader;
 
 pub use config::SessionConfig;
-pub use event::{Event, Read, Transmit};
+pub use event::{Event, Peek, Read, Transmit};
 
 use handshake::{Handshake, KeysAgreed};
 use receiver::Receiver;
@@ -59,7 +59,9 @@ const TEP_BYTE_V: u8 = 0x80;
 ///   [`initiate_rekey`](Self::initiate_rekey), [`probe_liveness`](Self::probe_liveness),
 ///   [`abort`](Self::abort).
 /// * Outputs (`#[must_use]`): [`poll_ciphertext`](Self::poll_ciphertext),
-///   [`read_plaintext`](Self::read_plaintext), [`poll_event`](Self::poll_event),
+///   [`read_plaintext`](Self::read_plaintext) (or zero-copy
+///   [`peek_plaintext`](Self::peek_plaintext) + [`consume_plaintext`](Self::consume_plaintext)),
+///   [`poll_event`](Self::poll_event),
 ///   [`poll_timeout`](Self::poll_timeout).
 ///
 /// # Driver contract
@@ -606,7 +608,7 @@ impl Session {
     /// Appends the bytes to send to `out` (Init message and frames, in stream order) and says
     /// where the Init ends (PSH) and whether the stream now ends (TCP FIN). After an error,
     /// appends nothing.
-    #[must_use]
+    #[must_use = "the Transmit says where PSH and TCP FIN go"]
     pub fn poll_ciphertext(&mut self, out: &mut Vec<u8>) -> Transmit {
         if self.error.is_some() {
             return Transmit::default();
@@ -628,6 +630,31 @@ impl Session {
             return Ok(Read::Eof);
         }
         Ok(Read::Blocked)
+    }
+
+    /// Zero-copy reading: the unread authenticated plaintext of the current frame, borrowed.
+    /// Call [`consume_plaintext`](Self::consume_plaintext) with the bytes used; the data stays
+    /// until consumed. Mixes freely with [`read_plaintext`](Self::read_plaintext).
+    ///
+    /// # Errors
+    /// The terminal error, if the session failed.
+    pub fn peek_plaintext(&self) -> Result<Peek<'_>, Error> {
+        self.check()?;
+        if self.rx.has_unread() {
+            return Ok(Peek::Data(self.rx.unread()));
+        }
+        if self.rx.fin {
+            return Ok(Peek::Eof);
+        }
+        Ok(Peek::Blocked)
+    }
+
+    /// Marks `n` bytes returned by [`peek_plaintext`](Self::peek_plaintext) as read (at most
+    /// all of them). Does nothing after an error.
+    pub fn consume_plaintext(&mut self, n: usize) {
+        if self.error.is_none() {
+            self.rx.consume(n);
+        }
     }
 
     /// The next event, if any. Events are coalesced by kind, so at most five are queued.

@@ -141,6 +141,18 @@ impl Receiver {
         })
     }
 
+    /// The unread data of the opened frame.
+    pub(crate) fn unread(&self) -> &[u8] {
+        &self.buf[self.plain.clone()]
+    }
+
+    /// Marks `n` unread bytes as read (at most all of them).
+    pub(crate) fn consume(&mut self, n: usize) {
+        let n = n.min(self.plain.len());
+        self.plain.start += n;
+        self.delivered += n as u64;
+    }
+
     /// Copies unread data of the opened frame into `out`; returns the count.
     pub(crate) fn read(&mut self, out: &mut [u8]) -> usize {
         let n = self.plain.len().min(out.len());
