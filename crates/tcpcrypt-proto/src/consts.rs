@@ -103,7 +103,11 @@ impl AeadId {
     pub const CHACHA20_POLY1305: Self = Self(0x0010);
 
     /// The three AEADs of RFC 8548 §6.
-    pub const ALL: [Self; 3] = [Self::AES_128_GCM, Self::AES_256_GCM, Self::CHACHA20_POLY1305];
+    pub const ALL: [Self; 3] = [
+        Self::AES_128_GCM,
+        Self::AES_256_GCM,
+        Self::CHACHA20_POLY1305,
+    ];
 
     /// The registry name, for logs and the CLI.
     pub const fn name(self) -> Option<&'static str> {

@@ -20,17 +20,26 @@ pub struct DecodeError {
 impl DecodeError {
     /// A field ended before its stated length.
     pub const fn truncated(field: &'static str) -> Self {
-        Self { field, kind: DecodeErrorKind::Truncated }
+        Self {
+            field,
+            kind: DecodeErrorKind::Truncated,
+        }
     }
 
     /// A field holds a value the RFC forbids.
     pub const fn invalid(field: &'static str) -> Self {
-        Self { field, kind: DecodeErrorKind::Invalid }
+        Self {
+            field,
+            kind: DecodeErrorKind::Invalid,
+        }
     }
 
     /// A length exceeds what the RFC or this implementation allows.
     pub const fn too_long(field: &'static str) -> Self {
-        Self { field, kind: DecodeErrorKind::TooLong }
+        Self {
+            field,
+            kind: DecodeErrorKind::TooLong,
+        }
     }
 }
 

@@ -34,7 +34,8 @@ fn cprf(key: &[u8; K_LEN], info: &[&[u8]], out: &mut [u8]) {
     // Invariant: `key` is 32 bytes (the minimum PRK length for SHA-256) and every `out` used in
     // this module is at most 44 bytes, far below 255 * 32.
     let hk = Hkdf::<Sha256>::from_prk(key).expect("PRK of K_LEN = 32 bytes is valid");
-    hk.expand_multi_info(info, out).expect("output length below 255 * HashLen");
+    hk.expand_multi_info(info, out)
+        .expect("output length below 255 * HashLen");
 }
 
 /// ss[i], a session secret (RFC 8548 §3.3). ss[0] is the PRK of a fresh key exchange.
@@ -92,7 +93,10 @@ impl SessionSecret {
         debug_assert!(sn.len() <= 2 * RESUME_NONCE_MAX);
         let mut bytes = [0u8; K_LEN];
         cprf(&self.bytes, &[&[Label::Rekey.byte()], sn], &mut bytes);
-        MasterKey { bytes, generation: 0 }
+        MasterKey {
+            bytes,
+            generation: 0,
+        }
     }
 
     /// `session_id[i] = TEP-byte || CPRF(ss[i], CONST_SESSID || sn[i], K_LEN)`
@@ -147,7 +151,10 @@ impl MasterKey {
     ///
     /// `sender` is the *original* role for resumed sessions (RFC 8548 §3.5).
     pub fn traffic_key(&self, sender: Role, key_len: usize) -> TrafficKey {
-        assert!(key_len <= AEAD_MAX_KEY_LEN, "registered AEAD keys are at most 32 bytes");
+        assert!(
+            key_len <= AEAD_MAX_KEY_LEN,
+            "registered AEAD keys are at most 32 bytes"
+        );
         let label = match sender {
             Role::A => Label::KeyA,
             Role::B => Label::KeyB,
@@ -159,7 +166,12 @@ impl MasterKey {
         key[..key_len].copy_from_slice(&okm[..key_len]);
         let mut nr = [0u8; AEAD_NONCE_LEN];
         nr.copy_from_slice(&okm[key_len..]);
-        TrafficKey { key, key_len, nr, generation: self.generation }
+        TrafficKey {
+            key,
+            key_len,
+            nr,
+            generation: self.generation,
+        }
     }
 }
 
@@ -240,10 +252,12 @@ impl SessionId {
     /// Lower-case hex, 66 characters.
     pub fn to_hex(&self) -> String {
         use fmt::Write;
-        self.0.iter().fold(String::with_capacity(2 * SESSION_ID_LEN), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+        self.0
+            .iter()
+            .fold(String::with_capacity(2 * SESSION_ID_LEN), |mut s, b| {
+                let _ = write!(s, "{b:02x}");
+                s
+            })
     }
 }
 
@@ -405,18 +419,30 @@ mod tests {
         let mk0 = ss0.master_key(&[]);
         let k_ab = mk0.traffic_key(Role::A, 16);
         let k_ba = mk0.traffic_key(Role::B, 16);
-        assert_eq!(hex::encode([k_ab.key(), k_ab.nonce_randomizer()].concat()), KAT_KAB0_128);
-        assert_eq!(hex::encode([k_ba.key(), k_ba.nonce_randomizer()].concat()), KAT_KBA0_128);
+        assert_eq!(
+            hex::encode([k_ab.key(), k_ab.nonce_randomizer()].concat()),
+            KAT_KAB0_128
+        );
+        assert_eq!(
+            hex::encode([k_ba.key(), k_ba.nonce_randomizer()].concat()),
+            KAT_KBA0_128
+        );
         let mk1 = mk0.next().unwrap();
         assert_eq!(mk1.generation(), 1);
         let k_ab1 = mk1.traffic_key(Role::A, 32);
-        assert_eq!(hex::encode([k_ab1.key(), k_ab1.nonce_randomizer()].concat()), KAT_KAB1_256);
+        assert_eq!(
+            hex::encode([k_ab1.key(), k_ab1.nonce_randomizer()].concat()),
+            KAT_KAB1_256
+        );
         // Resumed session from ss[1] with nonces.
         let ss1 = ss0.next();
         let sn = h("0102030405060708a1a2a3a4a5a6a7a8");
         assert_eq!(ss1.session_id(0xa3, &sn).to_hex(), KAT_SID1_RESUMED);
         let k = ss1.master_key(&sn).traffic_key(Role::B, 32);
-        assert_eq!(hex::encode([k.key(), k.nonce_randomizer()].concat()), KAT_KBA_RESUMED);
+        assert_eq!(
+            hex::encode([k.key(), k.nonce_randomizer()].concat()),
+            KAT_KBA_RESUMED
+        );
     }
 
     // Values produced by tests/vectors/key_schedule.py (independent Python implementation).
@@ -445,7 +471,10 @@ mod tests {
         let k = mk.traffic_key(Role::A, 16);
         for s in [format!("{ss:?}"), format!("{mk:?}"), format!("{k:?}")] {
             assert!(!s.contains("ab") || s.contains("redacted"), "{s}");
-            assert!(!s.to_lowercase().contains(&hex::encode(&k.key()[..4])), "{s}");
+            assert!(
+                !s.to_lowercase().contains(&hex::encode(&k.key()[..4])),
+                "{s}"
+            );
         }
     }
 

@@ -55,7 +55,10 @@ impl ResumeNonces {
         let mut bytes = [0u8; 2 * RESUME_NONCE_MAX];
         bytes[..nonce_a.len()].copy_from_slice(nonce_a);
         bytes[nonce_a.len()..nonce_a.len() + nonce_b.len()].copy_from_slice(nonce_b);
-        Some(Self { bytes, len: (nonce_a.len() + nonce_b.len()) as u8 })
+        Some(Self {
+            bytes,
+            len: (nonce_a.len() + nonce_b.len()) as u8,
+        })
     }
 
     /// The concatenated bytes.
