@@ -24,7 +24,7 @@ use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::consts::{
-    Label, Role, TepId, AEAD_MAX_KEY_LEN, AEAD_NONCE_LEN, K_LEN, N_A_LEN, RESUME_HALF_LEN,
+    AeadId, Label, Role, TepId, AEAD_MAX_KEY_LEN, AEAD_NONCE_LEN, K_LEN, N_A_LEN, RESUME_HALF_LEN,
     RESUME_ID_LEN, RESUME_NONCE_MAX, SESSION_ID_LEN,
 };
 
@@ -316,6 +316,11 @@ pub struct ResumableSecret {
     /// This host's role in the session that produced ss[0]; it fixes the key direction and
     /// the identifier half for every session derived from it.
     pub original_role: Role,
+    /// The AEAD of the session that produced ss[0]. RFC 8548 §3.5 does not say which AEAD a
+    /// resumed session uses (there is no Init1/Init2 to negotiate one); this project's decision
+    /// is that every session derived from one ss[0] keeps that session's AEAD, which both hosts
+    /// know without any configuration having to agree.
+    pub aead: AeadId,
     /// ss[i], the secret that has not yet secured a connection.
     pub secret: SessionSecret,
 }

@@ -15,7 +15,7 @@ use tcpcrypt_proto::crypto::{CryptoProvider, Rng};
 use tcpcrypt_proto::keys::{ResumableSecret, SessionSecret};
 use tcpcrypt_proto::negotiated::ResumeNonces;
 use tcpcrypt_proto::session::{Event, Read, SessionConfig};
-use tcpcrypt_proto::{Error, Negotiated, Resumption, Role, TepId};
+use tcpcrypt_proto::{AeadId, Error, Negotiated, Resumption, Role, TepId};
 
 pub use tcpcrypt_proto::session::Session;
 
@@ -82,7 +82,14 @@ pub fn fresh(role: Role, tep: TepId) -> Negotiated {
 
 /// A resumed negotiation result (RFC 8548 §3.5): ss[i] = `secret`, this host was
 /// `original_role` when ss[0] was made, sn = `nonce_a || nonce_b`, TEP byte with v = 1.
-pub fn resumed(role: Role, tep: TepId, original_role: Role, secret: [u8; 32]) -> Negotiated {
+/// The resumed session uses `aead`, the AEAD of the session that made ss[0].
+pub fn resumed(
+    role: Role,
+    tep: TepId,
+    original_role: Role,
+    aead: AeadId,
+    secret: [u8; 32],
+) -> Negotiated {
     let sn = ResumeNonces::new(&[1, 2, 3, 4, 5, 6, 7, 8], &[9, 10, 11, 12, 13, 14, 15, 16]);
     Negotiated {
         role,
@@ -94,6 +101,7 @@ pub fn resumed(role: Role, tep: TepId, original_role: Role, secret: [u8; 32]) ->
             secret: ResumableSecret {
                 tep,
                 original_role,
+                aead,
                 secret: SessionSecret::from_bytes(secret),
             },
             // Both nonces are 8 bytes, within the 0..=8 limit.

@@ -10,12 +10,12 @@ use tcpcrypt_tests::{data, provider, resumed, Pair, TEPS};
 const SS: [u8; 32] = [0x42; 32];
 
 #[test]
-fn resumed_sessions_match_for_every_tep_and_role_assignment() {
-    for tep in TEPS {
+fn resumed_sessions_match_for_every_tep_aead_and_role_assignment() {
+    for (tep, aead) in TEPS.into_iter().flat_map(|t| AeadId::ALL.map(|a| (t, a))) {
         for (a_original, b_original) in [(Role::A, Role::B), (Role::B, Role::A)] {
             let mut p = Pair::with_configs(
-                resumed(Role::A, tep, a_original, SS),
-                resumed(Role::B, tep, b_original, SS),
+                resumed(Role::A, tep, a_original, aead, SS),
+                resumed(Role::B, tep, b_original, aead, SS),
                 SessionConfig::default(),
                 SessionConfig::default(),
             );
@@ -25,10 +25,14 @@ fn resumed_sessions_match_for_every_tep_and_role_assignment() {
             assert!(id.is_resumed(), "byte 0 has v = 1");
             assert_eq!(id.as_bytes()[0], tep.get() | 0x80);
             assert_eq!(p.ab.init_end, None, "no Init messages");
-            assert!(matches!(
-                p.a.events[0],
-                Event::Established { resumed: true, .. }
-            ));
+            assert!(
+                matches!(
+                    p.a.events[0],
+                    Event::Established { resumed: true, aead: a, .. } if a == aead
+                ),
+                "a resumed session keeps the AEAD of the session that made ss[0]"
+            );
+            assert_eq!(p.b.session.aead(), Some(aead));
             assert!(
                 !p.a.events
                     .iter()
@@ -49,8 +53,8 @@ fn key_direction_follows_the_original_role() {
     // Current role A, original role B: this host sends with k_ba, its first frame at offset 0.
     let tep = TepId::TCPCRYPT_ECDHE_CURVE25519;
     let mut p = Pair::with_configs(
-        resumed(Role::A, tep, Role::B, SS),
-        resumed(Role::B, tep, Role::A, SS),
+        resumed(Role::A, tep, Role::B, AeadId::AES_128_GCM, SS),
+        resumed(Role::B, tep, Role::A, AeadId::AES_128_GCM, SS),
         SessionConfig::default(),
         SessionConfig::default(),
     );
@@ -77,8 +81,8 @@ fn key_direction_follows_the_original_role() {
 fn mismatched_original_roles_fail_authentication() {
     let tep = TepId::TCPCRYPT_ECDHE_CURVE25519;
     let mut p = Pair::with_configs(
-        resumed(Role::A, tep, Role::A, SS),
-        resumed(Role::B, tep, Role::A, SS),
+        resumed(Role::A, tep, Role::A, AeadId::AES_128_GCM, SS),
+        resumed(Role::B, tep, Role::A, AeadId::AES_128_GCM, SS),
         SessionConfig::default(),
         SessionConfig::default(),
     );
@@ -91,7 +95,7 @@ fn mismatched_original_roles_fail_authentication() {
 #[test]
 fn resumption_with_a_fresh_tep_byte_is_api_misuse() {
     let tep = TepId::TCPCRYPT_ECDHE_CURVE25519;
-    let mut n = resumed(Role::A, tep, Role::A, SS);
+    let mut n = resumed(Role::A, tep, Role::A, AeadId::AES_128_GCM, SS);
     n.tep_byte = tep.get();
     let r = tcpcrypt_tests::Session::new(
         n,

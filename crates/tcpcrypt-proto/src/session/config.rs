@@ -18,11 +18,6 @@ pub struct SessionConfig {
     /// Host B's preference, most preferred first: B picks the first entry that Init1 lists and
     /// the provider has (RFC 8548 §3.3).
     pub aead_preference: Vec<AeadId>,
-    /// The AEAD of a resumed session (RFC 8548 §3.5). The RFC does not say which AEAD a resumed
-    /// session uses (there is no Init message to negotiate one, and the cache entry carries
-    /// none); this project uses AEAD_AES_128_GCM, the one every implementation has (§6,
-    /// REQUIRED). Both hosts must use the same value.
-    pub resumed_aead: AeadId,
     /// Rekey automatically after this many frames sent under one generation (RFC 8548 §3.8).
     /// Values above [`REKEY_AFTER_FRAMES`] are clamped to it; 0 counts as 1.
     pub rekey_after_frames: u64,
@@ -50,7 +45,6 @@ impl Default for SessionConfig {
                 AeadId::CHACHA20_POLY1305,
                 AeadId::AES_256_GCM,
             ],
-            resumed_aead: AeadId::AES_128_GCM,
             rekey_after_frames: REKEY_AFTER_FRAMES,
             rekey_after_bytes: REKEY_AFTER_BYTES,
             max_frame_data: MAX_FRAME_DATA,

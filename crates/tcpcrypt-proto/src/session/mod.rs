@@ -207,6 +207,7 @@ impl Session {
                 ResumableSecret {
                     tep,
                     original_role,
+                    aead,
                     secret,
                 },
             sn,
@@ -219,7 +220,6 @@ impl Session {
         }
         self.key_role = original_role;
         self.resumed = true;
-        let aead = self.config.resumed_aead;
         self.install_keys(&secret, sn.as_bytes(), aead, 0)?;
         let session_id = secret.session_id(self.tep_byte, sn.as_bytes());
         // ss[i] is dropped (zeroed) here: the cache already holds ss[i+1].
@@ -282,6 +282,7 @@ impl Session {
         let ss1 = ResumableSecret {
             tep: self.tep,
             original_role: self.role,
+            aead,
             secret: ss0.next(),
         };
         drop(ss0);

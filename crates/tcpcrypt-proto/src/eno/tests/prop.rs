@@ -97,9 +97,9 @@ proptest! {
         let mut cb: ResumeCache<u8> = ResumeCache::new(CacheConfig::default());
         if let Some((byte, tep, b_has_it)) = resume {
             let ss = SessionSecret::from_bytes([byte; K_LEN]);
-            ca.insert(0, ResumableSecret { tep, original_role: Role::A, secret: ss.clone() }, now);
+            ca.insert(0, ResumableSecret { tep, original_role: Role::A, aead: crate::consts::AeadId::AES_128_GCM, secret: ss.clone() }, now);
             if b_has_it {
-                cb.insert(0, ResumableSecret { tep, original_role: Role::B, secret: ss }, now);
+                cb.insert(0, ResumableSecret { tep, original_role: Role::B, aead: crate::consts::AeadId::AES_128_GCM, secret: ss }, now);
             }
         }
         let offer = if cfg_a.offer_resumption() { ca.take_offer(&0, now) } else { None };

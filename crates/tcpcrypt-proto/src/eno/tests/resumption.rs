@@ -13,11 +13,13 @@ fn shared(byte: u8, tep: TepId) -> (ResumableSecret, ResumableSecret) {
     let a = ResumableSecret {
         tep,
         original_role: Role::A,
+        aead: crate::consts::AeadId::AES_128_GCM,
         secret: ss.clone(),
     };
     let b = ResumableSecret {
         tep,
         original_role: Role::B,
+        aead: crate::consts::AeadId::AES_128_GCM,
         secret: ss,
     };
     (a, b)

@@ -9,6 +9,7 @@ fn secret(byte: u8, original_role: Role) -> ResumableSecret {
     ResumableSecret {
         tep: C25519,
         original_role,
+        aead: crate::consts::AeadId::AES_128_GCM,
         secret: SessionSecret::from_bytes([byte; K_LEN]),
     }
 }
