@@ -13,11 +13,16 @@
 //!
 //! Submodules: [`config`] (settings), `handshake` (Init1/Init2 states), `sender` and
 //! `receiver` (framing and AEAD), `rekey` (generations and per-direction keys), [`event`]
-//! (what the session reports).
+//! (what the session reports). The methods of [`Session`] are grouped by the driver contract:
+//! this file holds construction, getters and internals; `input` the network and timer inputs,
+//! `app_calls` the application calls, `output` the outputs the driver drains.
 
+mod app_calls;
 pub mod config;
 pub mod event;
 mod handshake;
+mod input;
+mod output;
 mod receiver;
 mod rekey;
 mod sender;
@@ -25,11 +30,12 @@ mod sender;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
 
-use crate::consts::{AeadId, Role, TepId, MAX_SEND_BUFFER, N_A_LEN};
+#[cfg(doc)]
+use crate::consts::MAX_SEND_BUFFER;
+use crate::consts::{AeadId, Role, TepId, N_A_LEN};
 use crate::crypto::{CryptoProvider, Rng};
-use crate::error::{Error, PeerMisbehaved};
+use crate::error::Error;
 use crate::keys::{ResumableSecret, SessionId, SessionSecret};
 use crate::negotiated::{Negotiated, Resumption};
 use crate::wire::frame::PlaintextHeader;
@@ -357,320 +363,6 @@ impl Session {
     /// The terminal error, if the session failed.
     pub fn error(&self) -> Option<Error> {
         self.error
-    }
-
-    // ---------------------------------------------------------------------------------------
-    // Inputs
-
-    /// Consumes bytes of the peer's TCP data stream, in order, in chunks of any size
-    /// (RFC 8548 §3.3, §3.6). Returns how many bytes were consumed; offer the rest again
-    /// after draining the outputs (see the driver contract).
-    ///
-    /// # Errors
-    /// Malformed Init (`PeerMisbehaved::*`, `Decode`), [`Error::KeyAgreement`],
-    /// [`Error::AuthenticationFailed`] (no byte of that frame or any later one is released),
-    /// `PeerMisbehaved::{FrameTooShort, BadUrgentOffset, DataAfterFin, GenerationOverflow}`.
-    pub fn handle_ciphertext(&mut self, data: &[u8]) -> Result<usize, Error> {
-        self.check()?;
-        let result = self.handle_ciphertext_inner(data);
-        result.map_err(|e| self.fail(e))
-    }
-
-    fn handle_ciphertext_inner(&mut self, data: &[u8]) -> Result<usize, Error> {
-        let mut used = 0;
-        if self.handshake.in_progress() {
-            let (n, agreed) = self.handshake.handle(data, &*self.provider)?;
-            used = n;
-            match agreed {
-                Some(agreed) => self.key_exchange_done(agreed)?,
-                None => return Ok(used),
-            }
-        }
-        while used < data.len() {
-            if self.rx.fin {
-                // RFC 8548 §3.7: FINp marks the last frame.
-                return Err(PeerMisbehaved::DataAfterFin.into());
-            }
-            if self.rx.has_unread() || self.tx.buffered() >= MAX_SEND_BUFFER {
-                break;
-            }
-            let (n, complete) = self.rx.fill(&data[used..])?;
-            used += n;
-            if complete {
-                self.open_frame()?;
-            }
-        }
-        Ok(used)
-    }
-
-    /// Opens the complete frame and applies its rekey and URGp (RFC 8548 §3.7, §3.8).
-    fn open_frame(&mut self) -> Result<(), Error> {
-        let aead = self
-            .aead
-            .ok_or(Error::ApiMisuse("frame before the key exchange"))?;
-        let alg = self
-            .provider
-            .aead(aead)
-            .ok_or(Error::ApiMisuse("crypto provider lacks the AEAD"))?;
-        let opened = self.rx.open(alg)?;
-        if opened.rekey {
-            if self.gens.peer_rekeyed()? {
-                // "the receiver MUST immediately increment its local generation number to
-                // match. Moreover, if the receiver has not yet transmitted a segment with the
-                // FIN flag set, it MUST immediately send a frame ... with rekey = 1."
-                self.gens.local = self.gens.remote;
-                if let Some(keys) = self.tx.keys.as_mut() {
-                    keys.advance(alg)?;
-                    self.tx.generation_raised();
-                    self.tx.seal_frame(PlaintextHeader::default(), &[])?;
-                }
-            } else if !self.gens.rekey_outstanding() && self.gens.probe_deadline.take().is_some() {
-                self.push_event(Event::LivenessConfirmed);
-            }
-            self.push_rekeyed();
-        }
-        if let Some(mark) = opened.urgent_mark {
-            self.push_event(Event::Urgent { mark });
-        }
-        Ok(())
-    }
-
-    /// The peer's TCP FIN arrived, after every byte before it was consumed (RFC 8548 §3.7).
-    ///
-    /// # Errors
-    /// [`Error::Truncated`] unless a FINp frame was authenticated.
-    pub fn handle_peer_fin(&mut self) -> Result<(), Error> {
-        self.check()?;
-        if self.rx.fin {
-            Ok(())
-        } else {
-            Err(self.fail(Error::Truncated))
-        }
-    }
-
-    /// The peer reset the connection (TCP RST): the session fails with [`Error::Reset`].
-    pub fn handle_peer_reset(&mut self) {
-        self.fail(Error::Reset);
-    }
-
-    /// Fails the session with [`Error::LivenessTimeout`] if a liveness probe went unanswered
-    /// until `now` (RFC 8548 §3.9).
-    ///
-    /// # Errors
-    /// [`Error::LivenessTimeout`], or the earlier terminal error.
-    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
-        self.check()?;
-        match self.gens.probe_deadline {
-            Some(deadline) if deadline <= now => Err(self.fail(Error::LivenessTimeout)),
-            _ => Ok(()),
-        }
-    }
-
-    // ---------------------------------------------------------------------------------------
-    // Application calls
-
-    /// Seals `data` into frames at once (no waiting to fill a frame) of at most
-    /// `max_frame_data` bytes each (RFC 8548 §3.6). Returns how many bytes were accepted:
-    /// fewer than `data.len()` when [`MAX_SEND_BUFFER`] is reached, and 0 before the keys exist
-    /// (host A until Init2 arrives, host B until Init1 arrives).
-    ///
-    /// # Errors
-    /// [`Error::ApiMisuse`] after [`close`](Self::close); the terminal error.
-    pub fn write_plaintext(&mut self, data: &[u8]) -> Result<usize, Error> {
-        self.check_writable()?;
-        if self.tx.keys.is_none() {
-            return Ok(0);
-        }
-        let max = self.config.frame_data();
-        let mut written = 0;
-        while written < data.len() {
-            let n = self.tx.room(1).min(max).min(data.len() - written);
-            if n == 0 {
-                break;
-            }
-            self.seal(PlaintextHeader::default(), &data[written..written + n])?;
-            written += n;
-        }
-        Ok(written)
-    }
-
-    /// Sends `data` as urgent data in one frame with URGp (RFC 8548 §3.7, §4.2.1): its last
-    /// byte is the urgent mark, sent as the urgent field `data.len() - 1` (the offset of the
-    /// last urgent byte from the frame's first data byte, big-endian; digest §5.3 A2-A3).
-    /// All or nothing: returns `data.len()`, or 0 when there is no room (or no key) yet.
-    ///
-    /// # Errors
-    /// [`Error::ApiMisuse`] if `data` is empty or longer than one frame can carry, or after
-    /// [`close`](Self::close); the terminal error.
-    pub fn write_urgent(&mut self, data: &[u8]) -> Result<usize, Error> {
-        self.check_writable()?;
-        let Some(last) = data.len().checked_sub(1) else {
-            return Err(Error::ApiMisuse("urgent data must not be empty"));
-        };
-        let Ok(urgent) = u16::try_from(last) else {
-            return Err(Error::ApiMisuse("urgent data must fit one frame"));
-        };
-        if data.len() > self.config.urgent_data() {
-            return Err(Error::ApiMisuse("urgent data must fit one frame"));
-        }
-        let header = PlaintextHeader {
-            fin: false,
-            urgent: Some(urgent),
-        };
-        if self.tx.keys.is_none() || self.tx.room(header.buffer_len()) < data.len() {
-            return Ok(0);
-        }
-        self.seal(header, data)?;
-        Ok(data.len())
-    }
-
-    /// Ends this host's stream: seals an empty frame with FINp, the last frame
-    /// (RFC 8548 §3.7), at once or as soon as the keys exist. [`Transmit::fin`] then tells the
-    /// driver to send TCP FIN. Receiving continues (half-close). Calling it again does nothing.
-    ///
-    /// # Errors
-    /// The terminal error.
-    pub fn close(&mut self) -> Result<(), Error> {
-        self.check()?;
-        if self.close_requested {
-            return Ok(());
-        }
-        self.close_requested = true;
-        if self.tx.keys.is_some() {
-            self.seal(
-                PlaintextHeader {
-                    fin: true,
-                    urgent: None,
-                },
-                &[],
-            )?;
-        }
-        Ok(())
-    }
-
-    /// Initiates rekeying (RFC 8548 §3.8): raises the local generation and seals an empty frame
-    /// with rekey = 1 at once, so the generation is never raised twice without a frame between
-    /// (digest A5). Returns `false`, doing nothing, while an earlier rekey is unanswered
-    /// (remote < local): "MUST NOT initiate rekeying with an empty encryption frame more than
-    /// once while its record of the remote generation number is less than its own".
-    ///
-    /// # Errors
-    /// [`Error::ApiMisuse`] before [`Event::Established`] or after [`close`](Self::close).
-    pub fn initiate_rekey(&mut self) -> Result<bool, Error> {
-        self.check_writable()?;
-        if self.tx.keys.is_none() {
-            return Err(Error::ApiMisuse("rekey before the session is established"));
-        }
-        if self.gens.rekey_outstanding() {
-            return Ok(false);
-        }
-        self.raise_local()?;
-        self.seal(PlaintextHeader::default(), &[])?;
-        Ok(true)
-    }
-
-    /// Probes the peer's liveness (RFC 8548 §3.9): initiates a rekey (an empty rekey frame,
-    /// unless a rekey is already unanswered) and arms a timer of `liveness_timeout`. The peer's
-    /// mandatory rekey answer yields [`Event::LivenessConfirmed`]; otherwise
-    /// [`handle_timeout`](Self::handle_timeout) fails the session with
-    /// [`Error::LivenessTimeout`]. A probe while one is outstanding does nothing.
-    ///
-    /// # Errors
-    /// [`Error::ApiMisuse`] before establishment, after [`close`](Self::close), or after the
-    /// peer's FINp (a peer that sent FIN need not answer).
-    pub fn probe_liveness(&mut self, now: Instant) -> Result<(), Error> {
-        if self.rx.fin {
-            self.check()?;
-            return Err(Error::ApiMisuse(
-                "the peer has closed and will not answer a probe",
-            ));
-        }
-        if self.gens.probe_deadline.is_some() {
-            return self.check();
-        }
-        if !self.gens.rekey_outstanding() {
-            self.initiate_rekey()?;
-        } else {
-            self.check_writable()?;
-        }
-        self.gens.probe_deadline = Some(now + self.config.liveness_timeout);
-        Ok(())
-    }
-
-    /// Aborts the connection locally (RFC 793 ABORT): the session fails with
-    /// [`Error::Aborted`]; the driver resets the connection.
-    pub fn abort(&mut self) {
-        self.fail(Error::Aborted);
-    }
-
-    // ---------------------------------------------------------------------------------------
-    // Outputs
-
-    /// Appends the bytes to send to `out` (Init message and frames, in stream order) and says
-    /// where the Init ends (PSH) and whether the stream now ends (TCP FIN). After an error,
-    /// appends nothing.
-    #[must_use = "the Transmit says where PSH and TCP FIN go"]
-    pub fn poll_ciphertext(&mut self, out: &mut Vec<u8>) -> Transmit {
-        if self.error.is_some() {
-            return Transmit::default();
-        }
-        self.tx.poll(out)
-    }
-
-    /// Copies authenticated plaintext into `buf` (RFC 8548 §3.6, §3.7).
-    ///
-    /// # Errors
-    /// The terminal error, if the session failed.
-    #[must_use = "the outcome says whether data, EOF or nothing was read"]
-    pub fn read_plaintext(&mut self, buf: &mut [u8]) -> Result<Read, Error> {
-        self.check()?;
-        if self.rx.has_unread() {
-            return Ok(Read::Data(self.rx.read(buf)));
-        }
-        if self.rx.fin {
-            return Ok(Read::Eof);
-        }
-        Ok(Read::Blocked)
-    }
-
-    /// Zero-copy reading: the unread authenticated plaintext of the current frame, borrowed.
-    /// Call [`consume_plaintext`](Self::consume_plaintext) with the bytes used; the data stays
-    /// until consumed. Mixes freely with [`read_plaintext`](Self::read_plaintext).
-    ///
-    /// # Errors
-    /// The terminal error, if the session failed.
-    pub fn peek_plaintext(&self) -> Result<Peek<'_>, Error> {
-        self.check()?;
-        if self.rx.has_unread() {
-            return Ok(Peek::Data(self.rx.unread()));
-        }
-        if self.rx.fin {
-            return Ok(Peek::Eof);
-        }
-        Ok(Peek::Blocked)
-    }
-
-    /// Marks `n` bytes returned by [`peek_plaintext`](Self::peek_plaintext) as read (at most
-    /// all of them). Does nothing after an error.
-    pub fn consume_plaintext(&mut self, n: usize) {
-        if self.error.is_none() {
-            self.rx.consume(n);
-        }
-    }
-
-    /// The next event, if any. Events are coalesced by kind, so at most five are queued.
-    #[must_use]
-    pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
-    }
-
-    /// When [`handle_timeout`](Self::handle_timeout) must be called: the liveness deadline.
-    #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.error.is_some() {
-            return None;
-        }
-        self.gens.probe_deadline
     }
 
     // ---------------------------------------------------------------------------------------
