@@ -4,6 +4,7 @@
 #![no_main]
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use tcpcrypt_crypto::DefaultProvider;
@@ -11,7 +12,7 @@ use tcpcrypt_proto::crypto::Rng;
 use tcpcrypt_proto::keys::{ResumableSecret, SessionSecret};
 use tcpcrypt_proto::negotiated::ResumeNonces;
 use tcpcrypt_proto::session::{Read, Session, SessionConfig};
-use tcpcrypt_proto::{Negotiated, Resumption, Role, TepId};
+use tcpcrypt_proto::{AeadId, Negotiated, Resumption, Role, TepId};
 
 /// A fixed-seed SplitMix64 generator: deterministic runs (not a CSPRNG; fuzzing only).
 struct FixedRng(u64);
@@ -34,6 +35,7 @@ fn negotiated(role: Role, tep: TepId, resume: bool) -> Negotiated {
         secret: ResumableSecret {
             tep,
             original_role: role,
+            aead: AeadId::AES_128_GCM,
             secret: SessionSecret::from_bytes([7; 32]),
         },
         sn: ResumeNonces::new(&[1; 8], &[2; 8]).unwrap_or_default(),
@@ -59,11 +61,13 @@ fuzz_target!(|data: &[u8]| {
         rekey_after_frames: 3,
         ..SessionConfig::default()
     });
+    let t0 = Instant::now();
     let Ok(mut s) = Session::new(
         negotiated(role, tep, resume),
         config,
         Arc::new(DefaultProvider),
         &mut FixedRng(1),
+        t0,
     ) else {
         return;
     };
@@ -95,6 +99,12 @@ fuzz_target!(|data: &[u8]| {
             let _ = s.initiate_rekey();
         }
         out.clear();
+    }
+    // A fresh session still waiting for Init1/Init2 fails when its deadline passes.
+    if s.error().is_none() {
+        let handshaking = !s.is_established();
+        let timer = s.handle_timeout(t0 + Duration::from_secs(3600));
+        assert_eq!(timer.is_err(), handshaking);
     }
     let fin = s.handle_peer_fin();
     let read = s.read_plaintext(&mut buf);

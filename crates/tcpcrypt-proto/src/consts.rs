@@ -280,6 +280,10 @@ pub const REKEY_AFTER_BYTES: u64 = 1 << 36;
 /// Default time a liveness probe waits for the peer's mandatory rekey answer (RFC 8548 §3.9).
 pub const DEFAULT_LIVENESS_TIMEOUT: core::time::Duration = core::time::Duration::from_secs(30);
 
+/// Default time the Init1/Init2 exchange may take before the session fails (RFC 8548 §3.3
+/// gives no limit; without one, a tampered message_len makes both hosts wait forever).
+pub const DEFAULT_HANDSHAKE_TIMEOUT: core::time::Duration = core::time::Duration::from_secs(30);
+
 /// TCP option kind End of Option List (RFC 9293 §3.1).
 pub const TCP_OPTION_EOL: u8 = 0;
 /// TCP option kind No-Operation (RFC 9293 §3.1), also used as padding.

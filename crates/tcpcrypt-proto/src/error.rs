@@ -131,4 +131,8 @@ pub enum Error {
     /// A liveness probe (a rekey, RFC 8548 §3.9) got no authenticated answer in time.
     #[error("liveness probe timed out")]
     LivenessTimeout,
+    /// The Init1/Init2 exchange did not complete before the handshake deadline (RFC 8548 §3.3),
+    /// for example because a tampered message_len made a host wait for bytes that never come.
+    #[error("key exchange timed out")]
+    HandshakeTimeout,
 }

@@ -4,6 +4,7 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
+use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tcpcrypt_proto::consts::AeadId;
@@ -85,12 +86,22 @@ fn handshake(c: &mut Criterion) {
         let mut wire = Vec::with_capacity(256);
         group.bench_function(BenchmarkId::from_parameter(name), |bench| {
             bench.iter(|| {
-                let mut a =
-                    Session::new(fresh(Role::A, tep), config.clone(), p.clone(), &mut rng_a)
-                        .expect("A");
-                let mut b =
-                    Session::new(fresh(Role::B, tep), config.clone(), p.clone(), &mut rng_b)
-                        .expect("B");
+                let mut a = Session::new(
+                    fresh(Role::A, tep),
+                    config.clone(),
+                    p.clone(),
+                    &mut rng_a,
+                    Instant::now(),
+                )
+                .expect("A");
+                let mut b = Session::new(
+                    fresh(Role::B, tep),
+                    config.clone(),
+                    p.clone(),
+                    &mut rng_b,
+                    Instant::now(),
+                )
+                .expect("B");
                 wire.clear();
                 let _ = a.poll_ciphertext(&mut wire);
                 let _ = b.handle_ciphertext(&wire);

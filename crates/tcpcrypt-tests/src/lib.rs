@@ -279,19 +279,26 @@ impl Pair {
         cb: SessionConfig,
     ) -> Self {
         let p = provider();
-        let sa = Session::new(a, Arc::new(ca), p.clone(), &mut TestRng::new(1)).expect("session A");
-        let sb = Session::new(b, Arc::new(cb), p, &mut TestRng::new(2)).expect("session B");
-        Self::from_sessions(sa, sb)
+        let now = Instant::now();
+        let sa =
+            Session::new(a, Arc::new(ca), p.clone(), &mut TestRng::new(1), now).expect("session A");
+        let sb = Session::new(b, Arc::new(cb), p, &mut TestRng::new(2), now).expect("session B");
+        Self::from_sessions_at(sa, sb, now)
     }
 
-    /// Wraps two sessions.
+    /// Wraps two sessions; the virtual clock starts at the real time (after their creation).
     pub fn from_sessions(a: Session, b: Session) -> Self {
+        Self::from_sessions_at(a, b, Instant::now())
+    }
+
+    /// Wraps two sessions created at or before `now`, the virtual clock's start.
+    pub fn from_sessions_at(a: Session, b: Session, now: Instant) -> Self {
         Self {
             a: End::new(a),
             b: End::new(b),
             ab: Link::default(),
             ba: Link::default(),
-            now: Instant::now(),
+            now,
         }
     }
 
@@ -337,13 +344,42 @@ impl Pair {
     /// Advances the virtual clock and calls `handle_timeout` on both ends when due.
     pub fn advance(&mut self, by: Duration) {
         self.now += by;
+        self.fire_due_timers();
+        self.drive();
+    }
+
+    /// Drives until the pair stalls and then, like a driver whose timer fires, jumps the
+    /// virtual clock to the earliest armed deadline (`poll_timeout`) and calls `handle_timeout`;
+    /// repeats until nothing moves and no timer is armed. Returns the virtual time that passed.
+    ///
+    /// # Panics
+    /// If the pair never settles (a deadline that keeps being re-armed).
+    pub fn settle(&mut self) -> Duration {
+        let start = self.now;
+        for _ in 0..1000 {
+            self.drive();
+            let next = [&self.a, &self.b]
+                .into_iter()
+                .filter(|end| end.error.is_none())
+                .filter_map(|end| end.session.poll_timeout())
+                .min();
+            let Some(deadline) = next else {
+                return self.now - start;
+            };
+            self.now = self.now.max(deadline);
+            self.fire_due_timers();
+        }
+        panic!("pair did not settle: timers keep firing");
+    }
+
+    fn fire_due_timers(&mut self) {
         for end in [&mut self.a, &mut self.b] {
             if end.session.poll_timeout().is_some_and(|t| t <= self.now) {
                 let r = end.session.handle_timeout(self.now);
                 end.record(r);
+                end.drain_outputs();
             }
         }
-        self.drive();
     }
 }
 

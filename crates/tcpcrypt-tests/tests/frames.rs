@@ -1,6 +1,7 @@
 //! Frames, FINp and URGp (RFC 8548 §3.6, §3.7, §4.2) through two real sessions.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use tcpcrypt_proto::consts::{AeadId, Role, TepId, MAX_FRAME_DATA, MAX_SEND_BUFFER};
 use tcpcrypt_proto::session::{Event, Peek, Read, SessionConfig};
@@ -160,9 +161,17 @@ fn close_before_established_sends_fin_once_keys_exist() {
         cfg.clone(),
         provider(),
         &mut TestRng::new(1),
+        Instant::now(),
     )
     .unwrap();
-    let b = Session::new(fresh(Role::B, TEP), cfg, provider(), &mut TestRng::new(2)).unwrap();
+    let b = Session::new(
+        fresh(Role::B, TEP),
+        cfg,
+        provider(),
+        &mut TestRng::new(2),
+        Instant::now(),
+    )
+    .unwrap();
     a.close().unwrap();
     let mut p = Pair::from_sessions(a, b);
     p.drive();

@@ -1,6 +1,7 @@
 //! Fresh key exchange (RFC 8548 §3.3, §4.1) through two real sessions.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tcpcrypt_proto::consts::{AeadId, Role, TepId};
 use tcpcrypt_proto::crypto::{CryptoError, Rng};
@@ -116,9 +117,17 @@ fn b_may_send_right_after_init2_and_a_only_after_init2() {
         cfg.clone(),
         provider(),
         &mut TestRng::new(1),
+        Instant::now(),
     )
     .unwrap();
-    let mut b = Session::new(fresh(Role::B, tep), cfg, provider(), &mut TestRng::new(2)).unwrap();
+    let mut b = Session::new(
+        fresh(Role::B, tep),
+        cfg,
+        provider(),
+        &mut TestRng::new(2),
+        Instant::now(),
+    )
+    .unwrap();
     assert_eq!(
         a.write_plaintext(b"early").unwrap(),
         0,
@@ -198,6 +207,7 @@ fn absurd_message_len_aborts_without_buffering() {
         Arc::default(),
         provider(),
         &mut TestRng::new(2),
+        Instant::now(),
     )
     .unwrap();
     let header = [0x15, 0x10, 0x1a, 0x0e, 0x7f, 0xff, 0xff, 0xff];
@@ -210,6 +220,7 @@ fn absurd_message_len_aborts_without_buffering() {
         Arc::default(),
         provider(),
         &mut TestRng::new(2),
+        Instant::now(),
     )
     .unwrap();
     let mut init1 = vec![0x15, 0x10, 0x1a, 0x0e, 0, 0, 0, 75, 0];
@@ -255,6 +266,7 @@ fn init2_with_an_unlisted_cipher_aborts_a() {
         Arc::new(only(AeadId::AES_128_GCM)),
         provider(),
         &mut TestRng::new(1),
+        Instant::now(),
     )
     .unwrap();
     let mut init1 = Vec::new();
@@ -275,6 +287,7 @@ fn trailing_bytes_in_init2_are_accepted_and_hashed() {
         Arc::new(only(AeadId::AES_128_GCM)),
         provider(),
         &mut TestRng::new(1),
+        Instant::now(),
     )
     .unwrap();
     let mut init1 = Vec::new();
@@ -323,6 +336,7 @@ fn trailing_bytes_in_init1_are_accepted_and_hashed() {
         Arc::default(),
         p.clone(),
         &mut TestRng::new(2),
+        Instant::now(),
     )
     .unwrap();
     // Fed one byte at a time: the receiver buffers only up to message_len.
@@ -373,10 +387,17 @@ fn malformed_public_keys_abort_with_key_agreement_errors() {
             cfg.clone(),
             p.clone(),
             &mut TestRng::new(1),
+            Instant::now(),
         )
         .unwrap();
-        let mut b =
-            Session::new(fresh(Role::B, tep), cfg, p.clone(), &mut TestRng::new(2)).unwrap();
+        let mut b = Session::new(
+            fresh(Role::B, tep),
+            cfg,
+            p.clone(),
+            &mut TestRng::new(2),
+            Instant::now(),
+        )
+        .unwrap();
         let mut init1 = Vec::new();
         let _ = a.poll_ciphertext(&mut init1);
         // Pub_A is the last field: zero it (keeping a NIST length prefix).
@@ -414,4 +435,69 @@ fn debug_output_never_shows_keys() {
     });
     let hex: String = ss1.unwrap().iter().map(|b| format!("{b:02x}")).collect();
     assert!(!s.contains(&hex[..16]));
+}
+
+#[test]
+fn an_incomplete_key_exchange_times_out() {
+    let tep = TepId::TCPCRYPT_ECDHE_CURVE25519;
+    let cfg = Arc::new(SessionConfig {
+        handshake_timeout: Duration::from_secs(7),
+        ..SessionConfig::default()
+    });
+    let t0 = Instant::now();
+    let mut b = Session::new(
+        fresh(Role::B, tep),
+        cfg,
+        provider(),
+        &mut TestRng::new(2),
+        t0,
+    )
+    .unwrap();
+    let deadline = t0 + Duration::from_secs(7);
+    assert_eq!(b.poll_timeout(), Some(deadline));
+    // Half of Init1's header: B still waits.
+    assert_eq!(b.handle_ciphertext(&[0x15, 0x10, 0x1a, 0x0e]).unwrap(), 4);
+    b.handle_timeout(deadline - Duration::from_millis(1))
+        .unwrap();
+    assert_eq!(b.error(), None);
+    assert_eq!(b.handle_timeout(deadline), Err(Error::HandshakeTimeout));
+    assert_eq!(b.poll_timeout(), None);
+    assert_eq!(b.write_plaintext(b"x"), Err(Error::HandshakeTimeout));
+    assert_eq!(b.read_plaintext(&mut [0; 4]), Err(Error::HandshakeTimeout));
+}
+
+#[test]
+fn the_handshake_deadline_is_disarmed_once_keys_exist() {
+    let mut p = Pair::fresh(TepId::TCPCRYPT_ECDHE_CURVE25519, SessionConfig::default());
+    assert_eq!(
+        p.a.session.poll_timeout(),
+        Some(p.now + tcpcrypt_proto::consts::DEFAULT_HANDSHAKE_TIMEOUT)
+    );
+    assert!(p.b.session.poll_timeout().is_some());
+    p.drive();
+    assert_eq!(p.a.session.poll_timeout(), None);
+    assert_eq!(p.b.session.poll_timeout(), None);
+    p.advance(Duration::from_secs(3600));
+    assert!(p.a.error.is_none() && p.b.error.is_none());
+}
+
+/// The bit flip that used to hang: Init1's message_len grows by 32 (offset 7, bit 5), so B
+/// waits for bytes that never come while A waits for Init2. Both handshake timers fire.
+#[test]
+fn a_tampered_init1_length_ends_in_handshake_timeouts() {
+    let mut p = Pair::fresh(TepId::TCPCRYPT_ECDHE_CURVE25519, SessionConfig::default());
+    p.ab.flip = Some((7, 1 << 5));
+    p.drive();
+    assert_eq!(p.a.session.write_plaintext(b"data").unwrap(), 0);
+    p.a.session.close().unwrap();
+    p.drive();
+    assert!(
+        p.a.error.is_none() && p.b.error.is_none(),
+        "a stall, no error yet"
+    );
+    let waited = p.settle();
+    assert_eq!(waited, tcpcrypt_proto::consts::DEFAULT_HANDSHAKE_TIMEOUT);
+    assert_eq!(p.a.error, Some(Error::HandshakeTimeout));
+    assert_eq!(p.b.error, Some(Error::HandshakeTimeout));
+    assert!(!p.a.eof && !p.b.eof);
 }

@@ -1,5 +1,7 @@
 //! Resumed sessions (RFC 8548 §3.5) through two real sessions.
 
+use std::time::Instant;
+
 use tcpcrypt_proto::consts::{AeadId, Role, TepId};
 use tcpcrypt_proto::keys::SessionSecret;
 use tcpcrypt_proto::session::{Event, SessionConfig};
@@ -102,6 +104,7 @@ fn resumption_with_a_fresh_tep_byte_is_api_misuse() {
         Default::default(),
         provider(),
         &mut tcpcrypt_tests::TestRng::new(1),
+        Instant::now(),
     );
     assert!(matches!(r, Err(Error::ApiMisuse(_))));
 }

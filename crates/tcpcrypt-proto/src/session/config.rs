@@ -3,8 +3,8 @@
 use core::time::Duration;
 
 use crate::consts::{
-    AeadId, DEFAULT_LIVENESS_TIMEOUT, MAX_FRAME_DATA, MAX_FRAME_DATA_URGENT, REKEY_AFTER_BYTES,
-    REKEY_AFTER_FRAMES,
+    AeadId, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_LIVENESS_TIMEOUT, MAX_FRAME_DATA,
+    MAX_FRAME_DATA_URGENT, REKEY_AFTER_BYTES, REKEY_AFTER_FRAMES,
 };
 
 /// Settings of a [`Session`](super::Session). One value can be shared by many sessions (pass
@@ -30,6 +30,11 @@ pub struct SessionConfig {
     /// How long [`Session::probe_liveness`](super::Session::probe_liveness) waits for the peer's
     /// mandatory rekey answer (RFC 8548 §3.9).
     pub liveness_timeout: Duration,
+    /// How long a fresh session waits, from its creation, for the Init1/Init2 exchange to
+    /// complete (RFC 8548 §3.3) before [`Session::handle_timeout`](super::Session::handle_timeout)
+    /// fails it with [`Error::HandshakeTimeout`](crate::Error::HandshakeTimeout). Default
+    /// [`DEFAULT_HANDSHAKE_TIMEOUT`].
+    pub handshake_timeout: Duration,
 }
 
 impl Default for SessionConfig {
@@ -49,6 +54,7 @@ impl Default for SessionConfig {
             rekey_after_bytes: REKEY_AFTER_BYTES,
             max_frame_data: MAX_FRAME_DATA,
             liveness_timeout: DEFAULT_LIVENESS_TIMEOUT,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         }
     }
 }

@@ -102,13 +102,17 @@ impl Session {
         self.fail(Error::Reset);
     }
 
-    /// Fails the session with [`Error::LivenessTimeout`] if a liveness probe went unanswered
-    /// until `now` (RFC 8548 §3.9).
+    /// Fails the session if a deadline passed by `now`: the key exchange is still incomplete
+    /// ([`Error::HandshakeTimeout`], RFC 8548 §3.3), or a liveness probe went unanswered
+    /// ([`Error::LivenessTimeout`], RFC 8548 §3.9). Early or spurious calls do nothing.
     ///
     /// # Errors
-    /// [`Error::LivenessTimeout`], or the earlier terminal error.
+    /// [`Error::HandshakeTimeout`], [`Error::LivenessTimeout`], or the earlier terminal error.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
         self.check()?;
+        if self.handshake_deadline.is_some_and(|d| d <= now) {
+            return Err(self.fail(Error::HandshakeTimeout));
+        }
         match self.gens.probe_deadline {
             Some(deadline) if deadline <= now => Err(self.fail(Error::LivenessTimeout)),
             _ => Ok(()),

@@ -30,6 +30,7 @@ mod sender;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Instant;
 
 #[cfg(doc)]
 use crate::consts::MAX_SEND_BUFFER;
@@ -80,7 +81,9 @@ const TEP_BYTE_V: u8 = 0x80;
 /// 2. `poll_event()` until `None` ([`Event::Established`] first; cache
 ///    [`Event::ResumableSecret`]).
 /// 3. `read_plaintext(buf)` until [`Read::Blocked`] or [`Read::Eof`].
-/// 4. `poll_timeout()` and arm the timer; call `handle_timeout(now)` when it fires.
+/// 4. `poll_timeout()` and arm the timer; call `handle_timeout(now)` when it fires. A fresh
+///    session has a deadline from its creation until Init1/Init2 completes (a stalled key
+///    exchange fails with [`Error::HandshakeTimeout`]); a liveness probe arms another.
 ///
 /// [`handle_ciphertext`](Self::handle_ciphertext) returns how many bytes it consumed: it stops
 /// while decrypted data is unread or [`MAX_SEND_BUFFER`] bytes of ciphertext wait in step 1.
@@ -101,6 +104,9 @@ pub struct Session {
     /// (RFC 8548 §3.3, §3.5).
     key_role: Role,
     handshake: Handshake,
+    /// When the Init1/Init2 exchange fails if still incomplete (RFC 8548 §3.3); `None` once
+    /// complete, for a resumed session, and after an error.
+    handshake_deadline: Option<Instant>,
     tx: Sender,
     rx: Receiver,
     gens: Generations,
@@ -113,9 +119,11 @@ pub struct Session {
 }
 
 impl Session {
-    /// Starts the stream path of a negotiated connection. A fresh session draws N_A or N_B and
-    /// an ephemeral key pair from `rng` and, as host A, queues Init1; a resumed session
-    /// derives its keys at once and queues [`Event::Established`] (RFC 8548 §3.3, §3.5).
+    /// Starts the stream path of a negotiated connection at time `now`. A fresh session draws
+    /// N_A or N_B and an ephemeral key pair from `rng`, as host A queues Init1, and arms the
+    /// handshake deadline `now + config.handshake_timeout` ([`poll_timeout`](Self::poll_timeout));
+    /// a resumed session derives its keys at once and queues [`Event::Established`]
+    /// (RFC 8548 §3.3, §3.5).
     ///
     /// # Errors
     /// [`Error::ApiMisuse`] if the provider lacks the TEP or every configured AEAD, or if
@@ -126,6 +134,7 @@ impl Session {
         config: Arc<SessionConfig>,
         provider: Arc<dyn CryptoProvider>,
         rng: &mut dyn Rng,
+        now: Instant,
     ) -> Result<Self, Error> {
         let Negotiated {
             role,
@@ -148,6 +157,7 @@ impl Session {
             tep_byte,
             key_role: role,
             handshake: Handshake::Complete,
+            handshake_deadline: None,
             tx: Sender::new(),
             rx: Receiver::new(),
             gens: Generations::default(),
@@ -160,7 +170,10 @@ impl Session {
         };
         match resumption {
             Some(r) => session.resume(r)?,
-            None => session.start_fresh(transcript, rng)?,
+            None => {
+                session.start_fresh(transcript, rng)?;
+                session.handshake_deadline = now.checked_add(session.config.handshake_timeout);
+            }
         }
         Ok(session)
     }
@@ -280,6 +293,7 @@ impl Session {
             init2,
             peer_init_len,
         } = agreed;
+        self.handshake_deadline = None;
         if let Some(init2) = init2 {
             self.tx.push_init(&init2);
         }
@@ -444,6 +458,7 @@ impl Session {
         self.tx.keys = None;
         self.rx.keys = None;
         self.handshake = Handshake::Complete;
+        self.handshake_deadline = None;
         self.gens.probe_deadline = None;
         first
     }

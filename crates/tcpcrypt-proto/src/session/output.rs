@@ -67,12 +67,17 @@ impl Session {
         self.events.pop_front()
     }
 
-    /// When [`handle_timeout`](Self::handle_timeout) must be called: the liveness deadline.
+    /// When [`handle_timeout`](Self::handle_timeout) must be called: the earlier of the
+    /// handshake deadline (while Init1/Init2 is incomplete, RFC 8548 §3.3) and the liveness
+    /// deadline (while a probe is unanswered, §3.9). `None` when no timer is needed.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.error.is_some() {
             return None;
         }
-        self.gens.probe_deadline
+        match (self.handshake_deadline, self.gens.probe_deadline) {
+            (Some(h), Some(p)) => Some(h.min(p)),
+            (h, p) => h.or(p),
+        }
     }
 }
