@@ -60,8 +60,8 @@ pub struct Negotiation {
     state: State,
     /// Our SYN-form option, most wanted first, until the first SYN fixes one (`own_syn`).
     candidates: Vec<OptionsBuf>,
-    /// `candidates[0]` carries a resumption suboption for `secret`.
-    resume_candidate: bool,
+    /// How many leading `candidates` carry a resumption suboption for `secret`.
+    resume_candidates: usize,
     own_syn: Option<OptionsBuf>,
     own_fixed: bool,
     peer_syn: Option<OptionsBuf>,
@@ -81,7 +81,7 @@ impl Negotiation {
             opener,
             state: State::Pending,
             candidates: Vec::new(),
-            resume_candidate: false,
+            resume_candidates: 0,
             own_syn: None,
             own_fixed: false,
             peer_syn: None,
@@ -123,19 +123,28 @@ impl Negotiation {
             if let Some(data) = ResumeSuboptionData::new(&secret.own_half(), nonce.as_slice()) {
                 // The resumption suboption replaces the fresh one and goes last: no length
                 // byte needed (§4.4). Offering it also offers fresh agreement (RFC 8548 §3.2).
+                // If the other TEPs do not fit beside it (a Linux SYN leaves 21 bytes), the
+                // resumption suboption alone is the next candidate: it still offers fresh key
+                // agreement with its TEP.
+                let resume = TepSuboption {
+                    tep: secret.tep,
+                    v: true,
+                    data: data.as_bytes(),
+                };
                 let mut teps: Vec<_> = fresh
                     .iter()
                     .filter(|s| s.tep != secret.tep)
                     .copied()
                     .collect();
-                teps.push(TepSuboption {
-                    tep: secret.tep,
-                    v: true,
-                    data: data.as_bytes(),
-                });
-                if let Some(o) = encode(global, teps) {
+                let alone = !teps.is_empty();
+                teps.push(resume);
+                let with_others = encode(global, teps);
+                let alone = alone.then(|| encode(global, vec![resume])).flatten();
+                for o in [with_others, alone].into_iter().flatten() {
                     n.candidates.push(o);
-                    n.resume_candidate = true;
+                    n.resume_candidates += 1;
+                }
+                if n.resume_candidates > 0 {
                     n.secret = Some(secret);
                 }
             }
@@ -197,7 +206,7 @@ impl Negotiation {
                 };
                 if let Some(o) = encode(global, vec![sub]) {
                     self.candidates.push(o);
-                    self.resume_candidate = true;
+                    self.resume_candidates = 1;
                     self.secret = Some(secret);
                 }
             }
@@ -363,7 +372,7 @@ impl Negotiation {
         let fits = |o: &&OptionsBuf| space.is_none_or(|s| o.len() <= s);
         let pick = self.candidates.iter().position(|o| fits(&o));
         self.own_syn = pick.map(|i| self.candidates[i]);
-        if pick != Some(0) || !self.resume_candidate {
+        if pick.is_none_or(|i| i >= self.resume_candidates) {
             self.secret = None;
         }
         self.candidates.clear();

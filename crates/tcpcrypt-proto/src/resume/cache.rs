@@ -20,8 +20,8 @@
 //!   (successfully or not)"). Offering ss\[i\] replaces it with ss\[i+1\] at once, whatever the
 //!   attempt's fate.
 //! * **Look-ahead window** (A10). The passive side cannot know about attempts that never reached
-//!   it, so it indexes the peer halves of ss\[i\]..ss\[i+w-1\]. A match at i+k uses ss\[i+k\] and
-//!   drops the whole chain, earlier secrets included.
+//!   it, so it indexes the peer halves of ss\[i\]..ss\[i+w-1\]. A match at i+k uses ss\[i+k\],
+//!   drops the earlier secrets, and the chain continues from ss\[i+k+1\].
 //! * **Lookup keys.** The active side looks up by a peer identity chosen by the driver (`K`,
 //!   e.g. the peer's address); the passive side by identifier half alone, so resumption
 //!   survives address changes (A10). "Same host" in §3.5 is therefore the driver's `K`.
@@ -379,6 +379,14 @@ impl<K: Eq + Hash + Clone> ResumeStore for ResumeCache<K> {
             secret.secret = secret.secret.next();
         }
         self.burn(secret.resume_id());
+        // The chain continues from ss[i+k+1] ("compute and cache ss[i+1]", §3.5): a resumed
+        // session hands nothing back, so the cache advances itself, as `take_offer` does on the
+        // active side.
+        let next = ResumableSecret {
+            secret: secret.secret.next(),
+            ..secret.clone()
+        };
+        self.insert_passive(chain.peer, next, now);
         Some(secret)
     }
 }

@@ -269,22 +269,24 @@ pub enum InsertError {
     },
 }
 
-/// Length of `area` without its trailing padding: everything from an End of Option List on, and
-/// No-Operation bytes after the last real option.
+/// Bytes the real options of `area` occupy: every option but No-Operation and End of Option
+/// List. Those two are only padding and alignment, which [`insert_option`] drops: "there is no
+/// guarantee that senders will use this option, so receivers MUST be prepared to process options
+/// even if they do not begin on a word boundary" (RFC 9293 §3.1).
+///
+/// Reclaiming the alignment NOP of a Linux SYN (MSS, SACK-permitted, timestamps, NOP, window
+/// scale: 19 bytes of options in a 20-byte area) is what lets host B's 21-byte resumption reply
+/// fit (RFC 8548 §3.5; digest §3.7 option-space budget).
 ///
 /// # Errors
 /// [`DecodeError`] if `area` is malformed.
 pub fn used_len(area: &[u8]) -> Result<usize, DecodeError> {
-    let mut offset = 0;
     let mut used = 0;
     for option in TcpOptions::new(area) {
-        let option = option?;
-        if option == TcpOption::EndOfList {
-            break;
-        }
-        offset += option.buffer_len();
-        if option != TcpOption::NoOperation {
-            used = offset;
+        match option? {
+            TcpOption::EndOfList => break,
+            TcpOption::NoOperation => {}
+            other => used += other.buffer_len(),
         }
     }
     Ok(used)
@@ -299,10 +301,12 @@ pub fn free_space(area: &[u8]) -> Result<usize, DecodeError> {
     Ok(MAX_TCP_OPTIONS_LEN.saturating_sub(used_len(area)?))
 }
 
-/// Builds a new options area: the options of `area` (padding dropped), then `option` (one
-/// encoded option, for example what [`Negotiation::on_send`](crate::eno::Negotiation::on_send)
-/// returned), then No-Operation bytes up to a multiple of 4 bytes (RFC 9293 §3.1: the header
-/// length counts 32-bit words). The driver sets the data offset from the result's length.
+/// Builds a new options area: the options of `area` in their order, without No-Operation and
+/// End of Option List bytes (see [`used_len`]), then `option` (one encoded option, for example
+/// what [`Negotiation::on_send`](crate::eno::Negotiation::on_send) returned), then No-Operation
+/// bytes up to a multiple of 4 bytes (RFC 9293 §3.1: the header length counts 32-bit words).
+/// Every other option is re-emitted byte for byte. The driver sets the data offset from the
+/// result's length.
 ///
 /// # Errors
 /// [`InsertError::Malformed`] if `area` or `option` does not parse (or `option` is not exactly
@@ -318,7 +322,22 @@ pub fn insert_option(area: &[u8], option: &[u8]) -> Result<OptionsBuf, InsertErr
         return Err(InsertError::NoSpace { needed });
     }
     let mut out = OptionsBuf::new();
-    let fits = out.extend(&area[..used])
+    let mut fits = true;
+    for existing in TcpOptions::new(area) {
+        // Parsed once already by `used_len`: every item is Ok.
+        let Ok(existing) = existing else { break };
+        match existing {
+            TcpOption::EndOfList => break,
+            TcpOption::NoOperation => {}
+            other => {
+                let mut buf = [0u8; MAX_TCP_OPTIONS_LEN];
+                let len = other.buffer_len();
+                let _ = other.emit(&mut buf[..len]);
+                fits &= out.extend(&buf[..len]);
+            }
+        }
+    }
+    fits = fits
         && out.extend(option)
         && out.extend(&[TCP_OPTION_NOP; 3][..needed - used - option.len()]);
     debug_assert!(fits, "needed <= MAX_TCP_OPTIONS_LEN was checked");
@@ -448,11 +467,13 @@ mod tests {
 
     #[test]
     fn insert_pads_with_nops_and_checks_space() {
-        // 20-byte Linux SYN + 3-byte ENO -> 23, padded to 24.
+        // 20-byte Linux SYN (19 bytes of options and an alignment NOP) + 3-byte ENO -> the NOP
+        // is reclaimed: 19 + 3 = 22, padded to 24; every other option byte for byte, in order.
         let out = insert_option(&LINUX_SYN, &[0x45, 0x03, 0x23]).unwrap();
         assert_eq!(out.len(), 24);
-        assert_eq!(&out.as_bytes()[..20], &LINUX_SYN);
-        assert_eq!(&out.as_bytes()[20..], &[0x45, 0x03, 0x23, 0x01]);
+        assert_eq!(&out.as_bytes()[..16], &LINUX_SYN[..16]);
+        assert_eq!(&out.as_bytes()[16..19], &LINUX_SYN[17..]);
+        assert_eq!(&out.as_bytes()[19..], &[0x45, 0x03, 0x23, 0x01, 0x01]);
         // Trailing padding (NOPs, EOL and what follows) of the old area is reclaimed.
         let padded = [0x02, 0x04, 0x05, 0xb4, 0x01, 0x01, 0x00, 0x00];
         assert_eq!(used_len(&padded), Ok(4));
@@ -461,17 +482,19 @@ mod tests {
             out.as_bytes(),
             &[0x02, 0x04, 0x05, 0xb4, 0x45, 0x02, 0x01, 0x01]
         );
-        // Exactly 40 fits; 41 does not.
-        let mut opt = vec![0x45, 20];
-        opt.resize(20, 0x23);
-        assert_eq!(insert_option(&LINUX_SYN, &opt).unwrap().len(), 40);
+        // Exactly 40 fits (19 + 21: host B's resumption reply); 41 does not.
+        let mut opt = vec![0x45, 21];
+        opt.resize(21, 0x23);
+        let out = insert_option(&LINUX_SYN, &opt).unwrap();
+        assert_eq!(out.len(), 40);
+        assert_eq!(TcpOptions::new(out.as_bytes()).count(), 5, "MSS, SACK-ok, TS, WS, ENO");
         opt.push(0x23);
-        opt[1] = 21;
+        opt[1] = 22;
         assert_eq!(
             insert_option(&LINUX_SYN, &opt),
             Err(InsertError::NoSpace { needed: 44 })
         );
-        assert_eq!(free_space(&LINUX_SYN), Ok(20));
+        assert_eq!(free_space(&LINUX_SYN), Ok(21));
         // Malformed inputs.
         assert!(matches!(
             insert_option(&[0x02], &[0x45, 0x02]),

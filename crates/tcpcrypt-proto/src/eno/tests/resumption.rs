@@ -71,8 +71,16 @@ fn resumption_success() {
     let sid_a = ra.secret.secret.session_id(na.tep_byte, ra.sn.as_bytes());
     let sid_b = rb.secret.secret.session_id(nb.tep_byte, rb.sn.as_bytes());
     assert!(sid_a.ct_eq(&sid_b) && sid_a.is_resumed());
-    // TC-28: B's secret is gone; A moved to i+1 (TC-27).
-    assert!(cb.is_empty());
+    // TC-28: B's secret is gone, its chain moved on to i+1 (TC-26); A moved to i+1 (TC-27).
+    assert_eq!(cb.len(), 1);
+    let mut next = rb.secret.clone();
+    next.secret = next.secret.next();
+    assert!(cb
+        .take_for_resumption(rb.secret.tep, &rb.secret.peer_half(), now)
+        .is_none());
+    assert!(cb
+        .take_for_resumption(next.tep, &next.peer_half(), now)
+        .is_some());
     assert_ne!(
         ca.take_offer(&"host-b", now).unwrap().resume_id(),
         ra.secret.resume_id()

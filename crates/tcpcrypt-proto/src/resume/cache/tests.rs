@@ -86,13 +86,21 @@ fn passive_window_matches_ahead_and_drops_earlier() {
         .take_for_resumption(C25519, &ahead.peer_half(), now)
         .unwrap();
     assert_eq!(got.resume_id(), ahead.resume_id());
-    // The whole chain is gone: neither earlier nor the same secret can be used again (TC-28).
+    // Neither the earlier secrets nor the same one can be used again (TC-28); the chain goes on
+    // from i+3 (TC-26).
     assert!(c
         .take_for_resumption(C25519, &base.peer_half(), now)
         .is_none());
     assert!(c
         .take_for_resumption(C25519, &ahead.peer_half(), now)
         .is_none());
+    assert_eq!(c.len(), 1);
+    let next = nth(&base, 3);
+    let got = c
+        .take_for_resumption(C25519, &next.peer_half(), now)
+        .unwrap();
+    assert_eq!(got.resume_id(), next.resume_id());
+    c.flush(&nth(&base, 4).secret);
     assert!(c.is_empty());
     // Beyond the window: no match.
     c.insert("peer", secret(6, Role::B), now);
