@@ -12,6 +12,9 @@ use tcpcrypt_tests::endpoint::{
     Segment, LINUX_ACK_OPTIONS,
 };
 
+/// Picks the segments a middlebox acts on.
+type Selects = fn(&Segment) -> bool;
+
 const C25519: TepId = TepId::TCPCRYPT_ECDHE_CURVE25519;
 
 fn hosts() -> (Host, Host) {
@@ -297,7 +300,7 @@ fn simultaneous_open_without_b_falls_back() {
 
 #[test]
 fn stripped_options_fall_back_on_both_ends() {
-    let cases: [(&str, fn(&Segment) -> bool); 3] = [
+    let cases: [(&str, Selects); 3] = [
         ("SYN", |s| s.flags.syn && !s.flags.ack),
         ("SYN-ACK", |s| s.flags.syn && s.flags.ack),
         ("every segment", |_| true),
@@ -322,7 +325,7 @@ fn stripped_options_fall_back_on_both_ends() {
 /// plaintext is ever accepted as if it were protected.
 #[test]
 fn eno_stripped_after_the_syn_fails_closed() {
-    let cases: [(&str, fn(&Segment) -> bool); 2] = [
+    let cases: [(&str, Selects); 2] = [
         ("third ACK", |s| !s.flags.syn && !s.flags.payload),
         ("every non-SYN", |s| !s.flags.syn),
     ];
