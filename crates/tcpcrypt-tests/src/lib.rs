@@ -181,6 +181,12 @@ pub struct End {
     pub eof: bool,
     /// The first error any call returned.
     pub error: Option<Error>,
+    /// Drive this end through the zero-copy calls: `send_buffer` + `commit`,
+    /// `peek_ciphertext` + `consume_ciphertext` (in pieces of at most `zero_copy_piece`
+    /// bytes), and `open_in_place` on the driver's copy of each chunk.
+    pub zero_copy: bool,
+    /// Largest piece taken per `consume_ciphertext` in zero-copy mode (0: everything).
+    pub zero_copy_piece: usize,
     out: Vec<u8>,
 }
 
@@ -192,6 +198,8 @@ impl End {
             events: Vec::new(),
             eof: false,
             error: None,
+            zero_copy: false,
+            zero_copy_piece: 0,
             out: Vec::new(),
         }
     }
@@ -206,10 +214,26 @@ impl End {
         }
     }
 
-    /// Writes all of `data` (the harness drains between partial writes).
+    /// Writes as much of `data` as the session takes now (the harness drains between partial
+    /// writes): `write_plaintext`, or in zero-copy mode `send_buffer` + `commit` per frame.
     pub fn write(&mut self, data: &[u8]) -> usize {
-        let r = self.session.write_plaintext(data);
-        self.record(r).unwrap_or(0)
+        if !self.zero_copy {
+            let r = self.session.write_plaintext(data);
+            return self.record(r).unwrap_or(0);
+        }
+        let mut at = 0;
+        while at < data.len() {
+            let r = self.session.send_buffer().and_then(|mut w| {
+                let n = w.len().min(data.len() - at);
+                w[..n].copy_from_slice(&data[at..at + n]);
+                w.commit(n)
+            });
+            match self.record(r) {
+                Some(n) if n > 0 => at += n,
+                _ => break,
+            }
+        }
+        at
     }
 
     fn drain_outputs(&mut self) {
@@ -385,6 +409,9 @@ impl Pair {
 
 /// Takes the sender's ciphertext into the link. Returns true if anything moved.
 fn transmit(end: &mut End, link: &mut Link) -> bool {
+    if end.zero_copy {
+        return transmit_in_place(end, link);
+    }
     end.out.clear();
     let t = end.session.poll_ciphertext(&mut end.out);
     if let Some(e) = t.init_end {
@@ -399,14 +426,68 @@ fn transmit(end: &mut End, link: &mut Link) -> bool {
     t.len > 0 || t.fin
 }
 
+/// Zero-copy sending: sends straight from the session's buffer, in pieces.
+fn transmit_in_place(end: &mut End, link: &mut Link) -> bool {
+    let mut moved = false;
+    loop {
+        let pending = end.session.peek_ciphertext();
+        let n = match end.zero_copy_piece {
+            0 => pending.len(),
+            piece => pending.len().min(piece),
+        };
+        let before = link.sent;
+        link.push(&pending[..n]);
+        let t = end.session.consume_ciphertext(n);
+        if let Some(e) = t.init_end {
+            link.init_end = Some(before + e as u64);
+        }
+        if t.fin {
+            link.fin_sent = true;
+            link.fin_at = Some(link.sent);
+        }
+        moved |= t.len > 0 || t.fin;
+        if t.len == 0 {
+            break;
+        }
+    }
+    end.drain_outputs();
+    moved
+}
+
+/// Zero-copy receiving: opens frames in the driver's own copy of the chunk. Returns the bytes
+/// consumed.
+fn deliver_in_place(end: &mut End, chunk: &mut [u8]) -> usize {
+    let mut at = 0;
+    while at < chunk.len() {
+        let r = end.session.open_in_place(&mut chunk[at..]);
+        let Some(opened) = end.record(r) else {
+            break;
+        };
+        let (consumed, data) = (opened.consumed, opened.data.to_vec());
+        // The session's own plaintext (a frame that straddled a chunk) comes first.
+        end.drain_outputs();
+        end.received.extend_from_slice(&data);
+        at += consumed;
+        if consumed == 0 {
+            break;
+        }
+    }
+    end.drain_outputs();
+    at
+}
+
 /// Offers queued bytes to the receiver in the link's chunk sizes, then the TCP FIN.
 fn deliver(link: &mut Link, end: &mut End) -> bool {
     let mut progress = false;
     while !link.queue.is_empty() && end.error.is_none() {
         let n = link.next_chunk().min(link.queue.len());
-        let chunk: Vec<u8> = link.queue.iter().take(n).copied().collect();
-        let r = end.session.handle_ciphertext(&chunk);
-        let used = end.record(r).unwrap_or(0);
+        let mut chunk: Vec<u8> = link.queue.iter().take(n).copied().collect();
+        let used = if end.zero_copy {
+            deliver_in_place(end, &mut chunk)
+        } else {
+            let r = end.session.handle_ciphertext(&chunk);
+            end.record(r).unwrap_or(0)
+        };
         link.queue.drain(..used);
         end.drain_outputs();
         if used == 0 {
@@ -435,3 +516,4 @@ pub fn data(len: usize, seed: u64) -> Vec<u8> {
     TestRng::new(seed ^ 0x5eed).fill(&mut v);
     v
 }
+pub mod endpoint;

@@ -1,4 +1,5 @@
-//! Property tests over whole streams (RFC 8548 §3.6, §3.7): chunking invariance and bit flips.
+//! Property tests over whole streams (RFC 8548 §3.6, §3.7): chunking invariance and bit flips,
+//! through the copying and the zero-copy calls (mixed per end).
 //!
 //! 64 cases each by default; `PROPTEST_CASES=2000 cargo test --test props` runs more.
 
@@ -18,14 +19,29 @@ fn config(aead: usize) -> SessionConfig {
     }
 }
 
+/// Which ends use the zero-copy calls (send_buffer, peek/consume_ciphertext, open_in_place),
+/// and the largest piece sent per `consume_ciphertext` (0: all).
+type Mode = (bool, bool, usize);
+
+fn mode() -> impl Strategy<Value = Mode> {
+    (
+        any::<bool>(),
+        any::<bool>(),
+        prop_oneof![Just(0usize), 1usize..2000],
+    )
+}
+
 fn run(
     aead: usize,
     writes: &[Vec<u8>],
     ab_chunks: Vec<usize>,
     ba_chunks: Vec<usize>,
     flip: Option<(u64, u8)>,
+    (zc_a, zc_b, piece): Mode,
 ) -> Pair {
     let mut p = Pair::fresh(TepId::TCPCRYPT_ECDHE_CURVE25519, config(aead));
+    (p.a.zero_copy, p.b.zero_copy) = (zc_a, zc_b);
+    (p.a.zero_copy_piece, p.b.zero_copy_piece) = (piece, piece);
     p.ab.chunks = ab_chunks;
     p.ba.chunks = ba_chunks;
     p.ab.flip = flip;
@@ -65,9 +81,9 @@ proptest! {
 
     #[test]
     fn any_chunking_of_either_stream_gives_the_same_plaintext(
-        aead in 0usize..3, w in writes(), c1 in chunks(), c2 in chunks(),
+        aead in 0usize..3, w in writes(), c1 in chunks(), c2 in chunks(), m in mode(),
     ) {
-        let p = run(aead, &w, c1, c2, None);
+        let p = run(aead, &w, c1, c2, None, m);
         prop_assert!(p.a.error.is_none() && p.b.error.is_none(), "{:?} {:?}", p.a.error, p.b.error);
         prop_assert!(p.a.eof && p.b.eof);
         prop_assert_eq!(p.b.received, w.concat());
@@ -78,11 +94,12 @@ proptest! {
     #[test]
     fn a_single_bit_flip_fails_and_releases_only_a_prefix(
         aead in 0usize..3, w in writes(), c1 in chunks(), at in 0u64..20_000, bit in 0u8..8,
+        m in mode(),
     ) {
-        let clean = run(aead, &w, Vec::new(), Vec::new(), None);
+        let clean = run(aead, &w, Vec::new(), Vec::new(), None, m);
         let stream_len = clean.ab.sent;
         let at = at % stream_len;
-        let p = run(aead, &w, c1, Vec::new(), Some((at, 1 << bit)));
+        let p = run(aead, &w, c1, Vec::new(), Some((at, 1 << bit)), m);
         let err = p.b.error;
         prop_assert!(err.is_some(), "flip at {} of {} unnoticed", at, stream_len);
         // In Init1 (B fails directly, or its handshake timer fires when a larger message_len

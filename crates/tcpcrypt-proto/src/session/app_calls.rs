@@ -1,6 +1,8 @@
 //! Application calls: writing, urgent data, closing, rekeying and liveness probes
 //! (RFC 8548 §3.6-§3.9).
 
+use core::fmt;
+use core::ops::{Deref, DerefMut};
 use std::time::Instant;
 
 use crate::error::Error;
@@ -36,6 +38,44 @@ impl Session {
             written += n;
         }
         Ok(written)
+    }
+
+    /// Zero-copy writing: lends a window inside the session's outgoing buffer, already placed
+    /// after room for the frame header and flags byte (RFC 8548 §4.2), for the data of the next
+    /// frame. Read plaintext straight into it, then [`SendBuffer::commit`] the bytes written:
+    /// they are sealed in place. The window holds at most `max_frame_data` bytes and what fits
+    /// within [`MAX_SEND_BUFFER`]; it is empty before the keys exist or when the buffer is
+    /// full. Dropping the guard without committing sends nothing. The sealed frame is taken with
+    /// [`peek_ciphertext`](Self::peek_ciphertext) + [`consume_ciphertext`](Self::consume_ciphertext)
+    /// (which keep the buffer, so the next window needs no allocation) or
+    /// [`poll_ciphertext`](Self::poll_ciphertext).
+    ///
+    /// ```ignore
+    /// let mut w = session.send_buffer()?;
+    /// let n = app_socket.read(&mut w)?;
+    /// w.commit(n)?;
+    /// let t = session.consume_ciphertext(peer_socket.write(session.peek_ciphertext())?);
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::ApiMisuse`] after [`close`](Self::close); the terminal error.
+    pub fn send_buffer(&mut self) -> Result<SendBuffer<'_>, Error> {
+        self.check_writable()?;
+        let len = self.tx.prepare_window(self.config.frame_data());
+        Ok(SendBuffer { session: self, len })
+    }
+
+    /// Seals the `n` bytes in the prepared window as one frame (RFC 8548 §3.6), first rekeying
+    /// automatically if a limit is reached (§3.8).
+    fn commit_window(&mut self, n: usize) -> Result<(), Error> {
+        if self
+            .tx
+            .limit_reached(self.config.frame_limit(), self.config.byte_limit())
+        {
+            self.raise_local()?;
+        }
+        let result = self.tx.seal_window(PlaintextHeader::default(), n);
+        result.map_err(|e| self.fail(e))
     }
 
     /// Sends `data` as urgent data in one frame with URGp (RFC 8548 §3.7, §4.2.1): its last
@@ -145,5 +185,53 @@ impl Session {
     /// [`Error::Aborted`]; the driver resets the connection.
     pub fn abort(&mut self) {
         self.fail(Error::Aborted);
+    }
+}
+
+/// A writable window for the data of the next frame, inside the session's outgoing buffer
+/// (from [`Session::send_buffer`]). It dereferences to the window's bytes; while it lives, the
+/// session cannot be used otherwise, so nothing can be sealed in between.
+#[must_use = "bytes written to the window are sent only when committed"]
+pub struct SendBuffer<'a> {
+    session: &'a mut Session,
+    len: usize,
+}
+
+impl SendBuffer<'_> {
+    /// Seals the first `n` bytes of the window as one frame (RFC 8548 §3.6, §4.2), in place.
+    /// `n` = 0 sends nothing. Returns `n`.
+    ///
+    /// # Errors
+    /// [`Error::ApiMisuse`] if `n` exceeds the window (nothing is sealed); the terminal error.
+    pub fn commit(self, n: usize) -> Result<usize, Error> {
+        if n > self.len {
+            return Err(Error::ApiMisuse("commit beyond the send buffer"));
+        }
+        if n > 0 {
+            self.session.commit_window(n)?;
+        }
+        Ok(n)
+    }
+}
+
+impl Deref for SendBuffer<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.session.tx.window(self.len)
+    }
+}
+
+impl DerefMut for SendBuffer<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.session.tx.window_mut(self.len)
+    }
+}
+
+impl fmt::Debug for SendBuffer<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendBuffer")
+            .field("len", &self.len)
+            .finish()
     }
 }

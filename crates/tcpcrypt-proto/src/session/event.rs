@@ -1,5 +1,7 @@
 //! What a [`Session`](super::Session) reports to its driver.
 
+use core::ops::Range;
+
 use crate::consts::AeadId;
 use crate::keys::{ResumableSecret, SessionId};
 
@@ -29,15 +31,33 @@ pub enum Peek<'a> {
     Blocked,
 }
 
+/// The outcome of [`Session::open_in_place`](super::Session::open_in_place): how much of the
+/// driver's buffer was consumed and where the opened frame's plaintext lies in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use = "the plaintext must be delivered and the consumed bytes skipped"]
+pub struct Opened<'b> {
+    /// Bytes consumed from the front of the buffer: Init bytes, one whole frame opened in
+    /// place, or bytes of a frame straddling the buffer's end (copied into the session). 0 when
+    /// the session is blocked (unread plaintext or a full send buffer).
+    pub consumed: usize,
+    /// Where the authenticated plaintext of the frame opened in place lies in the buffer
+    /// (within `..consumed`); empty if none (no whole frame, or an empty frame).
+    pub range: Range<usize>,
+    /// The same plaintext, borrowed from the buffer.
+    pub data: &'b [u8],
+}
+
 /// What [`Session::poll_ciphertext`](super::Session::poll_ciphertext) appended to the driver's
-/// buffer.
+/// buffer, or [`Session::consume_ciphertext`](super::Session::consume_ciphertext) marked as
+/// taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[must_use]
 pub struct Transmit {
-    /// Bytes appended to the end of `out`.
+    /// Bytes appended to the end of `out` (or taken).
     pub len: usize,
     /// Set once: `out[..init_end]` ends with the last byte of this host's Init1 or Init2. The
-    /// driver MUST set PSH on the TCP segment carrying that byte (RFC 8548 §3.3).
+    /// driver MUST set PSH on the TCP segment carrying that byte (RFC 8548 §3.3). From
+    /// `consume_ciphertext`, it counts from the first byte taken.
     pub init_end: Option<usize>,
     /// Set once: the appended bytes end with the last byte of the FINp frame, and no byte will
     /// ever follow. The driver sends TCP FIN with (or after) that byte (RFC 8548 §3.7).

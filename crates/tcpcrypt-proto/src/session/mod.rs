@@ -3,11 +3,12 @@
 //!
 //! ```text
 //!   ciphertext in ──handle_ciphertext──▶ ┌──────────────────────────┐ ──read_plaintext──▶ app
-//!   TCP FIN in ───handle_peer_fin──────▶ │ Session                  │
-//!                                        │  handshake (Init1/Init2) │ ──poll_event──▶ driver
+//!     (in place: open_in_place ───────▶) │ Session                  │   (peek_plaintext)
+//!   TCP FIN in ───handle_peer_fin──────▶ │  handshake (Init1/Init2) │ ──poll_event──▶ driver
 //!   app ──write_plaintext/write_urgent─▶ │  sender   (seal frames)  │
-//!        close / initiate_rekey ───────▶ │  receiver (open frames)  │ ──poll_ciphertext──▶ TCP
-//!   now ──probe_liveness/handle_timeout▶ │  generations, probe      │ ──poll_timeout──▶ timer
+//!     (in place: send_buffer + commit ▶) │  receiver (open frames)  │ ──poll_ciphertext──▶ TCP
+//!        close / initiate_rekey ───────▶ │  generations, timers     │   (peek/consume_ciphertext)
+//!   now ──probe_liveness/handle_timeout▶ │                          │ ──poll_timeout──▶ timer
 //!                                        └──────────────────────────┘
 //! ```
 //!
@@ -41,8 +42,9 @@ use crate::keys::{ResumableSecret, SessionId, SessionSecret};
 use crate::negotiated::{Negotiated, Resumption};
 use crate::wire::frame::PlaintextHeader;
 
+pub use app_calls::SendBuffer;
 pub use config::SessionConfig;
-pub use event::{Event, Peek, Read, Transmit};
+pub use event::{Event, Opened, Peek, Read, Transmit};
 
 use handshake::{Handshake, KeysAgreed};
 use receiver::Receiver;
@@ -58,14 +60,18 @@ const TEP_BYTE_V: u8 = 0x80;
 /// # Methods
 /// * Getters (`&self`): [`session_id`](Self::session_id), [`role`](Self::role),
 ///   [`tep`](Self::tep), [`aead`](Self::aead), generations, byte counters, [`error`](Self::error).
-/// * Inputs: [`handle_ciphertext`](Self::handle_ciphertext) (bytes of the peer's TCP stream),
+/// * Inputs: [`handle_ciphertext`](Self::handle_ciphertext) (bytes of the peer's TCP stream;
+///   zero-copy: [`open_in_place`](Self::open_in_place) in the driver's buffer),
 ///   [`handle_peer_fin`](Self::handle_peer_fin), [`handle_peer_reset`](Self::handle_peer_reset),
 ///   [`handle_timeout`](Self::handle_timeout).
-/// * Application calls: [`write_plaintext`](Self::write_plaintext),
+/// * Application calls: [`write_plaintext`](Self::write_plaintext) (zero-copy:
+///   [`send_buffer`](Self::send_buffer) + [`SendBuffer::commit`]),
 ///   [`write_urgent`](Self::write_urgent), [`close`](Self::close),
 ///   [`initiate_rekey`](Self::initiate_rekey), [`probe_liveness`](Self::probe_liveness),
 ///   [`abort`](Self::abort).
-/// * Outputs (`#[must_use]`): [`poll_ciphertext`](Self::poll_ciphertext),
+/// * Outputs (`#[must_use]`): [`poll_ciphertext`](Self::poll_ciphertext) (or zero-copy
+///   [`peek_ciphertext`](Self::peek_ciphertext) +
+///   [`consume_ciphertext`](Self::consume_ciphertext)),
 ///   [`read_plaintext`](Self::read_plaintext) (or zero-copy
 ///   [`peek_plaintext`](Self::peek_plaintext) + [`consume_plaintext`](Self::consume_plaintext)),
 ///   [`poll_event`](Self::poll_event),
@@ -84,6 +90,14 @@ const TEP_BYTE_V: u8 = 0x80;
 /// 4. `poll_timeout()` and arm the timer; call `handle_timeout(now)` when it fires. A fresh
 ///    session has a deadline from its creation until Init1/Init2 completes (a stalled key
 ///    exchange fails with [`Error::HandshakeTimeout`]); a liveness probe arms another.
+///
+/// Zero-copy driver (a daemon between two sockets): read() plaintext into
+/// [`send_buffer`](Self::send_buffer) and commit it; write() from
+/// [`peek_ciphertext`](Self::peek_ciphertext) and [`consume_ciphertext`](Self::consume_ciphertext)
+/// what was written (step 1); read() ciphertext into an own buffer and call
+/// [`open_in_place`](Self::open_in_place) on it, delivering each [`Opened::data`] after
+/// step 3. No plaintext byte is ever copied by the session except those of a frame straddling
+/// the end of the driver's buffer.
 ///
 /// [`handle_ciphertext`](Self::handle_ciphertext) returns how many bytes it consumed: it stops
 /// while decrypted data is unread or [`MAX_SEND_BUFFER`] bytes of ciphertext wait in step 1.

@@ -20,6 +20,30 @@ impl Session {
         self.tx.poll(out)
     }
 
+    /// Zero-copy sending: the sealed bytes waiting to be sent (Init message and frames, in
+    /// stream order), borrowed. Send a prefix of them straight from here, then call
+    /// [`consume_ciphertext`](Self::consume_ciphertext) with its length. Empty after an error.
+    /// Mixes freely with [`poll_ciphertext`](Self::poll_ciphertext).
+    #[must_use]
+    pub fn peek_ciphertext(&self) -> &[u8] {
+        if self.error.is_some() {
+            return &[];
+        }
+        self.tx.pending()
+    }
+
+    /// Marks the first `n` bytes of [`peek_ciphertext`](Self::peek_ciphertext) as sent (at most
+    /// all of them) and says whether they held the end of the Init (PSH, counted from the first
+    /// byte taken) and the last byte of the stream (TCP FIN), as
+    /// [`poll_ciphertext`](Self::poll_ciphertext) does. Takes nothing after an error.
+    #[must_use = "the Transmit says where PSH and TCP FIN go"]
+    pub fn consume_ciphertext(&mut self, n: usize) -> Transmit {
+        if self.error.is_some() {
+            return Transmit::default();
+        }
+        self.tx.consume(n)
+    }
+
     /// Copies authenticated plaintext into `buf` (RFC 8548 §3.6, §3.7).
     ///
     /// # Errors

@@ -3,7 +3,9 @@
 //!
 //! At most one frame is held at a time: while its data is unread, no more ciphertext is
 //! consumed. The frame buffer therefore never exceeds [`MAX_FRAME_LEN`] bytes, and no byte of
-//! a frame is released before the whole frame has authenticated.
+//! a frame is released before the whole frame has authenticated. A whole frame in the driver's
+//! own buffer is opened there instead ([`Receiver::open_in_place`]): only a frame straddling
+//! the end of that buffer is copied in.
 
 use core::ops::Range;
 
@@ -18,7 +20,7 @@ use super::rekey::DirectionKeys;
 
 /// What an authenticated frame said besides its data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Opened {
+pub(crate) struct FrameInfo {
     /// The frame had rekey = 1 (it was opened with the next generation's key).
     pub(crate) rekey: bool,
     /// The frame had FINp.
@@ -79,6 +81,11 @@ impl Receiver {
         !self.plain.is_empty()
     }
 
+    /// Part of a frame is buffered, waiting for the rest.
+    pub(crate) fn has_partial(&self) -> bool {
+        !self.opened && !self.buf.is_empty()
+    }
+
     /// Copies bytes of the current frame from `input` into the buffer, never past the frame's
     /// end. Returns the bytes used and whether the frame is complete.
     ///
@@ -106,39 +113,74 @@ impl Receiver {
         Ok((used, self.buf.len() == total))
     }
 
-    /// Opens the complete frame in the buffer (RFC 8548 §3.6). With rekey = 1 the receive key
-    /// first moves to the next generation (§3.8: "before decrypting").
+    /// Opens the complete frame in the buffer (RFC 8548 §3.6); its data is then unread.
+    ///
+    /// # Errors
+    /// As [`open_frame`](Self::open_frame).
+    pub(crate) fn open(&mut self, alg: &dyn AeadAlgorithm) -> Result<FrameInfo, Error> {
+        let mut buf = core::mem::take(&mut self.buf);
+        let result = self.open_frame(&mut buf, alg);
+        self.buf = buf;
+        let (info, data) = result?;
+        self.plain = data;
+        self.opened = true;
+        Ok(info)
+    }
+
+    /// Opens the whole frame `frame` of the driver's buffer in place (RFC 8548 §3.6) and
+    /// returns where its data lies in `frame`; that data counts as delivered.
+    ///
+    /// # Errors
+    /// As [`open_frame`](Self::open_frame).
+    pub(crate) fn open_in_place(
+        &mut self,
+        frame: &mut [u8],
+        alg: &dyn AeadAlgorithm,
+    ) -> Result<(FrameInfo, Range<usize>), Error> {
+        debug_assert!(!self.has_partial() && !self.has_unread());
+        let (info, data) = self.open_frame(frame, alg)?;
+        self.delivered += data.len() as u64;
+        Ok((info, data))
+    }
+
+    /// Opens `frame`, exactly one whole frame, in place. With rekey = 1 the receive key first
+    /// moves to the next generation (§3.8: "before decrypting"). Returns the frame's flags and
+    /// where its data lies in `frame`.
     ///
     /// # Errors
     /// [`Error::AuthenticationFailed`]; `PeerMisbehaved::BadUrgentOffset`; generation overflow.
-    pub(crate) fn open(&mut self, alg: &dyn AeadAlgorithm) -> Result<Opened, Error> {
-        let header = FrameHeader::parse(&self.buf)?;
+    fn open_frame(
+        &mut self,
+        frame: &mut [u8],
+        alg: &dyn AeadAlgorithm,
+    ) -> Result<(FrameInfo, Range<usize>), Error> {
+        let header = FrameHeader::parse(frame)?;
+        debug_assert_eq!(header.frame_len(), frame.len());
         let Some(keys) = self.keys.as_mut() else {
             return Err(Error::ApiMisuse("frame before the key exchange finished"));
         };
         if header.rekey {
             keys.advance(alg)?;
         }
-        let (aad, body) = self.buf.split_at_mut(FRAME_HEADER_LEN);
+        let (aad, body) = frame.split_at_mut(FRAME_HEADER_LEN);
         keys.open(self.offset, aad, body)?;
-        let plain_end = self.buf.len() - AEAD_TAG_LEN;
-        let (ph, data_start) = PlaintextHeader::parse(&self.buf[FRAME_HEADER_LEN..plain_end])?;
+        let plain_end = frame.len() - AEAD_TAG_LEN;
+        let (ph, data_start) = PlaintextHeader::parse(&frame[FRAME_HEADER_LEN..plain_end])?;
         let data = FRAME_HEADER_LEN + data_start..plain_end;
         let urgent_mark = ph.urgent.map(|u| self.app_bytes + u64::from(u));
         self.app_bytes += data.len() as u64;
         self.offset = self.offset.wrapping_add(header.frame_len() as u64);
-        self.plain = data;
-        self.opened = true;
         if ph.fin {
             self.fin = true;
             // No frame may follow FINp: the key is no longer needed (RFC 8548 §3.8).
             self.keys = None;
         }
-        Ok(Opened {
+        let info = FrameInfo {
             rekey: header.rekey,
             fin: ph.fin,
             urgent_mark,
-        })
+        };
+        Ok((info, data))
     }
 
     /// The unread data of the opened frame.

@@ -20,15 +20,21 @@ enum Fin {
 }
 
 /// Ciphertext waiting for the driver, and the state needed to seal more.
+///
+/// `buf` is one reusable buffer: `buf[..start]` was taken by the driver, `buf[start..end]` is
+/// sealed and waiting (at most about [`MAX_SEND_BUFFER`] bytes), and `buf[end..]` is spare,
+/// already initialised memory: the window of [`Sender::prepare_window`] lies there, so sealing in place
+/// neither allocates nor clears memory once the buffer has grown.
 #[derive(Debug)]
 pub(crate) struct Sender {
-    /// Sealed bytes (Init and frames) the driver has not taken yet. Reused: after
-    /// `poll_ciphertext` it is the driver's previous (empty) buffer, so steady-state sealing
-    /// allocates nothing.
     buf: Vec<u8>,
-    /// `buf[..init_end]` ends with the last byte of the Init message (PSH, RFC 8548 §3.3).
-    init_end: Option<usize>,
-    /// Stream offset of the next byte appended to `buf` (RFC 8548 §4.2.3; decision A1).
+    /// First sealed byte not yet taken by the driver.
+    start: usize,
+    /// End of the sealed bytes.
+    end: usize,
+    /// Stream offset just past the Init message (PSH, RFC 8548 §3.3), until reported.
+    init_end: Option<u64>,
+    /// Stream offset of the next byte sealed (RFC 8548 §4.2.3; decision A1).
     offset: u64,
     /// The local generation's key; `None` before the key exchange and after FINp.
     pub(crate) keys: Option<DirectionKeys>,
@@ -42,10 +48,15 @@ pub(crate) struct Sender {
     fin: Fin,
 }
 
+/// Where the data of a frame with a flags-only plaintext header starts in the frame.
+const DATA_OFFSET: usize = FRAME_HEADER_LEN + 1;
+
 impl Sender {
     pub(crate) fn new() -> Self {
         Self {
             buf: Vec::new(),
+            start: 0,
+            end: 0,
             init_end: None,
             offset: 0,
             keys: None,
@@ -59,10 +70,12 @@ impl Sender {
 
     /// Queues this host's Init message, which must open its stream (RFC 8548 §3.3).
     pub(crate) fn push_init(&mut self, init: &[u8]) {
-        debug_assert!(self.offset == 0 && self.buf.is_empty());
+        debug_assert!(self.offset == 0 && self.end == 0);
+        self.buf.clear();
         self.buf.extend_from_slice(init);
-        self.init_end = Some(self.buf.len());
+        self.end = init.len();
         self.offset = first_frame_offset(init.len());
+        self.init_end = Some(self.offset);
     }
 
     /// Ciphertext stream offset: every byte sealed so far, Init included.
@@ -72,7 +85,7 @@ impl Sender {
 
     /// Bytes sealed but not yet taken by the driver.
     pub(crate) fn buffered(&self) -> usize {
-        self.buf.len()
+        self.end - self.start
     }
 
     /// True once the FINp frame is sealed: no frame may follow (RFC 8548 §3.7).
@@ -84,7 +97,7 @@ impl Sender {
     /// plaintext header length (1, or 3 with URGp).
     pub(crate) fn room(&self, plain_header: usize) -> usize {
         MAX_SEND_BUFFER
-            .saturating_sub(self.buf.len())
+            .saturating_sub(self.buffered())
             .saturating_sub(FRAME_HEADER_LEN + plain_header + AEAD_TAG_LEN)
     }
 
@@ -100,20 +113,94 @@ impl Sender {
         self.bytes_this_gen = 0;
     }
 
-    /// Seals one frame carrying `data` at the end of the buffer (RFC 8548 §3.6, §4.2):
+    /// Moves the waiting bytes to the front when a frame of `frame_len` bytes would otherwise
+    /// take the buffer beyond [`MAX_SEND_BUFFER`] (bounded memory with partial consumption).
+    fn compact_for(&mut self, frame_len: usize) {
+        if self.start > 0 && self.end + frame_len > MAX_SEND_BUFFER {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+    }
+
+    /// Prepares the writable window for the data of the next frame (flags-only header) and
+    /// returns its length: at most `max_data` bytes, within [`MAX_SEND_BUFFER`], 0 with no key
+    /// or after FINp. The window is [`window_mut`](Self::window_mut); the bytes left there are
+    /// sealed by [`seal_window`](Self::seal_window).
+    pub(crate) fn prepare_window(&mut self, max_data: usize) -> usize {
+        let n = if self.keys.is_none() || self.fin_sealed() {
+            0
+        } else {
+            self.room(1).min(max_data)
+        };
+        if n == 0 {
+            return 0;
+        }
+        let frame_len = DATA_OFFSET + n + AEAD_TAG_LEN;
+        self.compact_for(frame_len);
+        let need = self.end + frame_len;
+        if self.buf.len() < need {
+            // Only when the buffer grows: steady-state windows reuse initialised memory.
+            self.buf.resize(need, 0);
+        }
+        n
+    }
+
+    /// The prepared window of `n` bytes (`n` as returned by `prepare_window`).
+    pub(crate) fn window(&self, n: usize) -> &[u8] {
+        let data = self.end + DATA_OFFSET;
+        self.buf.get(data..data + n).unwrap_or_default()
+    }
+
+    /// The prepared window of `n` bytes, writable.
+    pub(crate) fn window_mut(&mut self, n: usize) -> &mut [u8] {
+        let data = self.end + DATA_OFFSET;
+        self.buf.get_mut(data..data + n).unwrap_or_default()
+    }
+
+    /// Seals `data_len` bytes the driver left in the [`window`](Self::window_mut) as one frame with
+    /// `header` (flags only: its data sits right after the flags byte).
+    ///
+    /// # Errors
+    /// As [`seal_frame`](Self::seal_frame).
+    pub(crate) fn seal_window(
+        &mut self,
+        header: PlaintextHeader,
+        data_len: usize,
+    ) -> Result<(), Error> {
+        debug_assert_eq!(header.buffer_len(), 1);
+        debug_assert!(self.end + DATA_OFFSET + data_len + AEAD_TAG_LEN <= self.buf.len());
+        self.seal_at_end(header, data_len)
+    }
+
+    /// Seals one frame carrying `data` at the end of the waiting bytes (RFC 8548 §3.6, §4.2):
     /// `control | clen | seal(flags [| urgent] | data)`, AD = `control | clen`. A FINp frame is
     /// the last one.
     ///
     /// # Errors
     /// [`Error::ApiMisuse`] with no key, after FINp, or if the frame would exceed clen < 2^16.
     pub(crate) fn seal_frame(&mut self, header: PlaintextHeader, data: &[u8]) -> Result<(), Error> {
+        let hl = header.buffer_len();
+        let frame_len = FRAME_HEADER_LEN + hl + data.len() + AEAD_TAG_LEN;
+        self.compact_for(frame_len);
+        // Copying path: append (no clearing of memory the data overwrites anyway).
+        self.buf.truncate(self.end);
+        self.buf.resize(self.end + FRAME_HEADER_LEN + hl, 0);
+        self.buf.extend_from_slice(data);
+        self.buf.extend_from_slice(&[0u8; AEAD_TAG_LEN]);
+        self.seal_at_end(header, data.len())
+    }
+
+    /// Seals the frame whose data (`data_len` bytes) already sits in `buf` after room for the
+    /// frame header and `header`, at `end`: writes both headers, seals in place, advances.
+    fn seal_at_end(&mut self, header: PlaintextHeader, data_len: usize) -> Result<(), Error> {
         if self.fin_sealed() {
             return Err(Error::ApiMisuse("frame after FINp"));
         }
         let Some(keys) = &self.keys else {
             return Err(Error::ApiMisuse("no traffic key yet"));
         };
-        let plain_len = header.buffer_len() + data.len();
+        let plain_len = header.buffer_len() + data_len;
         let clen = plain_len + AEAD_TAG_LEN;
         let Ok(clen16) = u16::try_from(clen) else {
             return Err(Error::ApiMisuse("frame larger than clen < 2^16 allows"));
@@ -124,21 +211,20 @@ impl Sender {
             clen: clen16,
         };
         let aad = fh.to_bytes();
-        let start = self.buf.len();
-        self.buf.extend_from_slice(&aad);
-        let body = self.buf.len();
-        self.buf.resize(body + header.buffer_len(), 0);
-        header.emit(&mut self.buf[body..]);
-        self.buf.extend_from_slice(data);
-        self.buf.extend_from_slice(&[0u8; AEAD_TAG_LEN]);
-        keys.seal(self.offset, &aad, &mut self.buf[body..]);
-        let frame_len = (self.buf.len() - start) as u64;
+        let start = self.end;
+        let body = start + FRAME_HEADER_LEN;
+        let frame_end = body + clen;
+        self.buf[start..body].copy_from_slice(&aad);
+        header.emit(&mut self.buf[body..frame_end]);
+        keys.seal(self.offset, &aad, &mut self.buf[body..frame_end]);
+        let frame_len = (frame_end - start) as u64;
+        self.end = frame_end;
         // Offsets wrap only after 2^64 bytes; the byte rekey limit (2^36) changes the key long
         // before any offset could repeat under one key (RFC 8548 §3.6).
         self.offset = self.offset.wrapping_add(frame_len);
         self.frames_this_gen += 1;
         self.bytes_this_gen += frame_len;
-        self.app_bytes += data.len() as u64;
+        self.app_bytes += data_len as u64;
         if header.fin {
             self.fin = Fin::Sealed;
             // Nothing is ever sealed again: drop the key now (RFC 8548 §3.8).
@@ -147,22 +233,60 @@ impl Sender {
         Ok(())
     }
 
-    /// Moves all sealed bytes to the end of `out`, without copying when `out` is empty (the
-    /// buffers are swapped, so reusing `out` makes steady-state sending allocation-free).
-    pub(crate) fn poll(&mut self, out: &mut Vec<u8>) -> Transmit {
-        let base = out.len();
-        let len = self.buf.len();
-        let init_end = self.init_end.take().map(|e| base + e);
-        if out.is_empty() {
-            core::mem::swap(out, &mut self.buf);
-        } else {
-            out.extend_from_slice(&self.buf);
+    /// The sealed bytes waiting for the driver, in stream order.
+    pub(crate) fn pending(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Marks the first `n` waiting bytes (at most all) as taken by the driver and says whether
+    /// they held the Init's last byte and the FINp frame's last byte. Positions in the
+    /// [`Transmit`] count from the first byte taken.
+    pub(crate) fn consume(&mut self, n: usize) -> Transmit {
+        let n = n.min(self.buffered());
+        let first = self.offset - self.buffered() as u64;
+        let init_end = match self.init_end {
+            Some(e) if e <= first + n as u64 => {
+                self.init_end = None;
+                Some((e - first) as usize)
+            }
+            _ => None,
+        };
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
         }
-        self.buf.clear();
-        let fin = self.fin == Fin::Sealed;
+        Transmit {
+            len: n,
+            init_end,
+            fin: self.fin_reported(),
+        }
+    }
+
+    /// Reports FIN once, when the FINp frame is sealed and every byte was taken.
+    fn fin_reported(&mut self) -> bool {
+        let fin = self.fin == Fin::Sealed && self.buffered() == 0;
         if fin {
             self.fin = Fin::Reported;
         }
-        Transmit { len, init_end, fin }
+        fin
+    }
+
+    /// Moves all waiting bytes to the end of `out`, without copying when `out` is empty and
+    /// nothing was taken yet (the buffers are swapped, so reusing `out` makes steady-state
+    /// copying writes allocation-free).
+    pub(crate) fn poll(&mut self, out: &mut Vec<u8>) -> Transmit {
+        let base = out.len();
+        let len = self.buffered();
+        if out.is_empty() && self.start == 0 {
+            core::mem::swap(out, &mut self.buf);
+            out.truncate(len);
+            self.buf.clear();
+        } else {
+            out.extend_from_slice(self.pending());
+        }
+        let mut t = self.consume(len);
+        t.init_end = t.init_end.map(|e| base + e);
+        t
     }
 }
