@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use libfuzzer_sys::fuzz_target;
-use tcpcrypt_proto::consts::{Role, TepId, K_LEN};
+use tcpcrypt_proto::consts::{AeadId, Role, TepId, K_LEN};
 use tcpcrypt_proto::crypto::Rng;
 use tcpcrypt_proto::eno::{Config, Negotiation, SegmentFlags, State};
 use tcpcrypt_proto::keys::{ResumableSecret, SessionSecret};
@@ -69,8 +69,8 @@ fuzz_target!(|data: &[u8]| {
     let ss = SessionSecret::from_bytes([bits; K_LEN]);
     let tep = TepId::TCPCRYPT_ECDHE_CURVE25519;
     let mut cache: ResumeCache<u8> = ResumeCache::new(CacheConfig::default());
-    cache.insert(0, ResumableSecret { tep, original_role: Role::B, secret: ss.clone() }, now);
-    let offer = ResumableSecret { tep, original_role: Role::A, secret: ss };
+    cache.insert(0, ResumableSecret { tep, original_role: Role::B, aead: AeadId::AES_128_GCM, secret: ss.clone() }, now);
+    let offer = ResumableSecret { tep, original_role: Role::A, aead: AeadId::AES_128_GCM, secret: ss };
 
     let (mut passive, _) =
         Negotiation::passive(config(bits), first_flags, first, &mut cache, now, &mut rng);
