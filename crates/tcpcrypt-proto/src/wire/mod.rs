@@ -8,4 +8,5 @@
 pub mod eno;
 pub mod frame;
 pub mod init;
+pub mod packet;
 pub mod tcp_option;
