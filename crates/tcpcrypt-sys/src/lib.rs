@@ -1,0 +1,27 @@
+//! Linux glue for `tcpcryptd`: everything that talks to the kernel, and the only crate of the
+//! workspace allowed `unsafe` (style guide §1, §7). Each module is one kernel facility:
+//!
+//! ```text
+//!   nfqueue   NETLINK_NETFILTER client: receive queued SYN/SYN-ACK/ACK packets, send verdicts
+//!   rules     the daemon's own iptables/ip6tables chains and ip rules/routes, installed and
+//!             removed as one guarded unit (coexists with foreign rules)
+//!   sockopt   SO_MARK, IP(V6)_TRANSPARENT, SO_ORIGINAL_DST, SO_LINGER 0, TCP_NODELAY
+//!   caps      root / CAP_NET_ADMIN check with an actionable message
+//!   netns     network namespaces (create, enter, delete) for tests and tools
+//! ```
+//!
+//! The packet bytes themselves are read and rewritten by the sans-IO
+//! `tcpcrypt_proto::wire::packet`; nothing here interprets TCP. Kernel facts this crate relies
+//! on (marks, hooks, fail-open) are in `shared/guides/linux-kernel-recipes.md` of the project.
+//!
+//! Every `unsafe` block is a single system call on memory this crate owns, with a `SAFETY`
+//! comment; parsing of kernel replies is done in safe code on byte slices.
+
+#![cfg(target_os = "linux")]
+#![warn(missing_docs)]
+
+pub mod caps;
+pub mod netns;
+pub mod nfqueue;
+pub mod rules;
+pub mod sockopt;
