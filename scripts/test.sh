@@ -13,6 +13,9 @@ cargo fmt --all --check
 step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "cargo doc (broken links and missing docs are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+
 step "the protocol core stays sans-IO (no OS, async or socket crates among its dependencies)"
 forbidden=$(cargo tree -p tcpcrypt-proto -e normal --prefix none --locked \
     | awk '{print $1}' | grep -E '^(libc|tokio|mio|nix|socket2|getrandom|async-std)$' | sort -u || true)

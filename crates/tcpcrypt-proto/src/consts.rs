@@ -166,17 +166,17 @@ impl fmt::Display for Role {
 /// Key-derivation labels of RFC 8548 §4.3, used as the CPRF `info`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Label {
-    /// CONST_NEXTK: ss[i] = CPRF(ss[i-1], CONST_NEXTK, K_LEN).
+    /// CONST_NEXTK: ss\[i\] = CPRF(ss\[i-1\], CONST_NEXTK, K_LEN).
     NextK,
-    /// CONST_SESSID: session_id[i] = TEP-byte || CPRF(ss[i], CONST_SESSID || sn[i], K_LEN).
+    /// CONST_SESSID: session_id\[i\] = TEP-byte || CPRF(ss\[i\], CONST_SESSID || sn\[i\], K_LEN).
     SessId,
-    /// CONST_REKEY: mk[0] = CPRF(ss[i], CONST_REKEY || sn[i], K_LEN); mk[j] = CPRF(mk[j-1], ...).
+    /// CONST_REKEY: mk\[0\] = CPRF(ss\[i\], CONST_REKEY || sn\[i\], K_LEN); mk\[j\] = CPRF(mk\[j-1\], ...).
     Rekey,
-    /// CONST_KEY_A: k_ab[j] = CPRF(mk[j], CONST_KEY_A, ae_key_len + ae_nonce_len).
+    /// CONST_KEY_A: k_ab\[j\] = CPRF(mk\[j\], CONST_KEY_A, ae_key_len + ae_nonce_len).
     KeyA,
-    /// CONST_KEY_B: k_ba[j] = CPRF(mk[j], CONST_KEY_B, ae_key_len + ae_nonce_len).
+    /// CONST_KEY_B: k_ba\[j\] = CPRF(mk\[j\], CONST_KEY_B, ae_key_len + ae_nonce_len).
     KeyB,
-    /// CONST_RESUME: resume[i] = CPRF(ss[i], CONST_RESUME, 18).
+    /// CONST_RESUME: resume\[i\] = CPRF(ss\[i\], CONST_RESUME, 18).
     Resume,
 }
 
@@ -203,13 +203,13 @@ pub const INIT2_MAGIC: u32 = 0x0971_05e0;
 pub const N_A_LEN: usize = 32;
 /// N_B_LEN (RFC 8548 §5): length of host B's nonce in Init2.
 pub const N_B_LEN: usize = 32;
-/// K_LEN (RFC 8548 §5): length of ss[i], mk[j] and the hash part of the session ID.
+/// K_LEN (RFC 8548 §5): length of ss\[i\], mk\[j\] and the hash part of the session ID.
 pub const K_LEN: usize = 32;
 /// Session ID length: the TEP byte plus K_LEN (RFC 8548 §3.4; RFC 8547 §5.1 minimum 33).
 pub const SESSION_ID_LEN: usize = 1 + K_LEN;
-/// Length of resume[i] (RFC 8548 §3.5); each host sends a 9-byte half.
+/// Length of resume\[i\] (RFC 8548 §3.5); each host sends a 9-byte half.
 pub const RESUME_ID_LEN: usize = 18;
-/// Length of one half of resume[i] (RFC 8548 §3.5).
+/// Length of one half of resume\[i\] (RFC 8548 §3.5).
 pub const RESUME_HALF_LEN: usize = RESUME_ID_LEN / 2;
 /// Maximum resumption nonce length (RFC 8548 §3.5).
 pub const RESUME_NONCE_MAX: usize = 8;

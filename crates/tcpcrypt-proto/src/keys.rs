@@ -13,7 +13,7 @@
 //! ```
 //!
 //! `Extract` is HKDF-Extract and `CPRF` is HKDF-Expand, both with SHA-256 (RFC 8548 §3.1, §5).
-//! [`SessionSecret`] is ss[i], [`MasterKey`] is mk[j], [`TrafficKey`] is one direction's
+//! [`SessionSecret`] is ss\[i\], [`MasterKey`] is mk\[j\], [`TrafficKey`] is one direction's
 //! `K || NR`. Every secret is zeroed on drop and its `Debug` output is redacted.
 
 use core::fmt;
@@ -38,7 +38,7 @@ fn cprf(key: &[u8; K_LEN], info: &[&[u8]], out: &mut [u8]) {
         .expect("output length below 255 * HashLen");
 }
 
-/// ss[i], a session secret (RFC 8548 §3.3). ss[0] is the PRK of a fresh key exchange.
+/// ss\[i\], a session secret (RFC 8548 §3.3). ss\[0\] is the PRK of a fresh key exchange.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct SessionSecret {
     bytes: [u8; K_LEN],
@@ -123,7 +123,7 @@ impl fmt::Debug for SessionSecret {
     }
 }
 
-/// mk[j], the master key of key-set generation j (RFC 8548 §3.3, §3.8).
+/// mk\[j\], the master key of key-set generation j (RFC 8548 §3.3, §3.8).
 #[derive(Zeroize, ZeroizeOnDrop)]
 pub struct MasterKey {
     bytes: [u8; K_LEN],
@@ -273,13 +273,13 @@ impl fmt::Display for SessionId {
     }
 }
 
-/// resume[i], the 18-byte resumption identifier (RFC 8548 §3.5). Each host sends the half that
+/// resume\[i\], the 18-byte resumption identifier (RFC 8548 §3.5). Each host sends the half that
 /// belongs to its *original* role.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ResumeId([u8; RESUME_ID_LEN]);
 
 impl ResumeId {
-    /// The half sent by the host that was `original_role` in the session that made ss[0]:
+    /// The half sent by the host that was `original_role` in the session that made ss\[0\]:
     /// original A sends `resume[i][0..9]`, original B sends `resume[i][9..18]`.
     pub fn half(&self, original_role: Role) -> [u8; RESUME_HALF_LEN] {
         let mut half = [0u8; RESUME_HALF_LEN];
@@ -307,26 +307,26 @@ impl fmt::Debug for ResumeId {
     }
 }
 
-/// A session secret ready to resume a later connection: ss[i] with what must stay fixed across
-/// every session derived from one ss[0] (RFC 8548 §3.5).
+/// A session secret ready to resume a later connection: ss\[i\] with what must stay fixed across
+/// every session derived from one ss\[0\] (RFC 8548 §3.5).
 #[derive(Clone, Debug)]
 pub struct ResumableSecret {
     /// The TEP of the previous session; resumption must offer the same TEP.
     pub tep: TepId,
-    /// This host's role in the session that produced ss[0]; it fixes the key direction and
+    /// This host's role in the session that produced ss\[0\]; it fixes the key direction and
     /// the identifier half for every session derived from it.
     pub original_role: Role,
-    /// The AEAD of the session that produced ss[0]. RFC 8548 §3.5 does not say which AEAD a
+    /// The AEAD of the session that produced ss\[0\]. RFC 8548 §3.5 does not say which AEAD a
     /// resumed session uses (there is no Init1/Init2 to negotiate one); this project's decision
-    /// is that every session derived from one ss[0] keeps that session's AEAD, which both hosts
+    /// is that every session derived from one ss\[0\] keeps that session's AEAD, which both hosts
     /// know without any configuration having to agree.
     pub aead: AeadId,
-    /// ss[i], the secret that has not yet secured a connection.
+    /// ss\[i\], the secret that has not yet secured a connection.
     pub secret: SessionSecret,
 }
 
 impl ResumableSecret {
-    /// resume[i] of this secret.
+    /// resume\[i\] of this secret.
     pub fn resume_id(&self) -> ResumeId {
         self.secret.resume_id()
     }

@@ -31,8 +31,8 @@ pub struct Negotiated {
 /// What a resumed session needs (RFC 8548 §3.5).
 #[derive(Debug)]
 pub struct Resumption {
-    /// ss[i] with its TEP and this host's original role. The session computes mk[0] and the
-    /// session ID from it, then hands back ss[i+1] for the cache.
+    /// ss\[i\] with its TEP and this host's original role. The session computes mk\[0\] and the
+    /// session ID from it, then hands back ss\[i+1\] for the cache.
     pub secret: ResumableSecret,
     /// `sn[i] = nonce_a || nonce_b`: nonce_a from the original-A host's suboption, nonce_b from
     /// the original-B host's.

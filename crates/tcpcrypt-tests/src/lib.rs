@@ -80,9 +80,9 @@ pub fn fresh(role: Role, tep: TepId) -> Negotiated {
     }
 }
 
-/// A resumed negotiation result (RFC 8548 §3.5): ss[i] = `secret`, this host was
-/// `original_role` when ss[0] was made, sn = `nonce_a || nonce_b`, TEP byte with v = 1.
-/// The resumed session uses `aead`, the AEAD of the session that made ss[0].
+/// A resumed negotiation result (RFC 8548 §3.5): ss\[i\] = `secret`, this host was
+/// `original_role` when ss\[0\] was made, sn = `nonce_a || nonce_b`, TEP byte with v = 1.
+/// The resumed session uses `aead`, the AEAD of the session that made ss\[0\].
 pub fn resumed(
     role: Role,
     tep: TepId,

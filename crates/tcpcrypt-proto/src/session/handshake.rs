@@ -55,7 +55,7 @@ pub(crate) struct ExpectInit2 {
 
 /// What a completed key exchange yields.
 pub(crate) struct KeysAgreed {
-    /// ss[0].
+    /// ss\[0\].
     pub(crate) ss0: SessionSecret,
     /// The AEAD of the session (B's choice).
     pub(crate) aead: AeadId,
@@ -171,7 +171,7 @@ fn feed(
 }
 
 impl ExpectInit1 {
-    /// B: chooses the AEAD, builds Init2, agrees, extracts ss[0] (RFC 8548 §3.3).
+    /// B: chooses the AEAD, builds Init2, agrees, extracts ss\[0\] (RFC 8548 §3.3).
     fn finish(self, provider: &dyn CryptoProvider) -> Result<KeysAgreed, Error> {
         let init1 = Init1Repr::parse(&self.rx, self.pub_len)?;
         // "sym_cipher": B's most preferred AEAD that A listed.
@@ -210,7 +210,7 @@ impl ExpectInit1 {
 }
 
 impl ExpectInit2 {
-    /// A: checks the chosen AEAD, agrees, extracts ss[0] (RFC 8548 §3.3).
+    /// A: checks the chosen AEAD, agrees, extracts ss\[0\] (RFC 8548 §3.3).
     fn finish(self) -> Result<KeysAgreed, Error> {
         let init2 = Init2Repr::parse(&self.rx, self.pub_len)?;
         // "If A receives an Init2 with a sym_cipher not in its list, it MUST abort."

@@ -105,16 +105,19 @@ const TEP_BYTE_V: u8 = 0x80;
 /// [`handle_peer_fin`](Self::handle_peer_fin) only after every byte before the TCP FIN was
 /// consumed. [`write_plaintext`](Self::write_plaintext) likewise returns how much it took.
 ///
-/// Every `Err` is terminal: the session drops its keys and every later call returns the same
-/// error. The driver then resets the connection (never a TCP FIN: RFC 8548 §3.6, §3.7, §8). A
-/// clean end is [`Read::Eof`], never an error.
+/// Every error caused by the peer, the network or a timeout is terminal: the session drops its
+/// keys and every later call returns the same error. The driver then resets the connection
+/// (never a TCP FIN: RFC 8548 §3.6, §3.7, §8). The one exception is [`Error::ApiMisuse`] from a
+/// rejected application call (an empty or oversized urgent write, a rekey before establishment,
+/// a commit beyond the window): it refuses that call and leaves the session as it was. A clean
+/// end is [`Read::Eof`], never an error.
 pub struct Session {
     provider: Arc<dyn CryptoProvider>,
     config: Arc<SessionConfig>,
     role: Role,
     tep: TepId,
     tep_byte: u8,
-    /// The role whose key this host sends with: its role in the session that made ss[0]
+    /// The role whose key this host sends with: its role in the session that made ss\[0\]
     /// (RFC 8548 §3.3, §3.5).
     key_role: Role,
     handshake: Handshake,
@@ -232,8 +235,8 @@ impl Session {
         Ok(())
     }
 
-    /// Resumption (RFC 8548 §3.5): no Init messages; keys from ss[i] and sn[i]; the key
-    /// direction follows the original role; ss[i] is erased once mk[0] and the ID exist.
+    /// Resumption (RFC 8548 §3.5): no Init messages; keys from ss\[i\] and sn\[i\]; the key
+    /// direction follows the original role; ss\[i\] is erased once mk\[0\] and the ID exist.
     fn resume(&mut self, resumption: Resumption) -> Result<(), Error> {
         let Resumption {
             secret:
@@ -260,7 +263,7 @@ impl Session {
         self.established(session_id, aead)
     }
 
-    /// Derives mk[0] and both directions' generation-0 keys (RFC 8548 §3.3).
+    /// Derives mk\[0\] and both directions' generation-0 keys (RFC 8548 §3.3).
     fn install_keys(
         &mut self,
         ss: &SessionSecret,
@@ -299,7 +302,7 @@ impl Session {
         Ok(())
     }
 
-    /// A fresh key exchange finished: B queues Init2, then keys, events, ss[0] erased.
+    /// A fresh key exchange finished: B queues Init2, then keys, events, ss\[0\] erased.
     fn key_exchange_done(&mut self, agreed: KeysAgreed) -> Result<(), Error> {
         let KeysAgreed {
             ss0,

@@ -7,7 +7,7 @@ use crate::consts::K_LEN;
 use crate::keys::SessionSecret;
 use crate::resume::{CacheConfig, ResumeCache};
 
-/// ss[i] as the original A and the original B hold it.
+/// ss\[i\] as the original A and the original B hold it.
 fn shared(byte: u8, tep: TepId) -> (ResumableSecret, ResumableSecret) {
     let ss = SessionSecret::from_bytes([byte; K_LEN]);
     let a = ResumableSecret {
