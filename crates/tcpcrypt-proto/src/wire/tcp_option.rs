@@ -487,7 +487,11 @@ mod tests {
         opt.resize(21, 0x23);
         let out = insert_option(&LINUX_SYN, &opt).unwrap();
         assert_eq!(out.len(), 40);
-        assert_eq!(TcpOptions::new(out.as_bytes()).count(), 5, "MSS, SACK-ok, TS, WS, ENO");
+        assert_eq!(
+            TcpOptions::new(out.as_bytes()).count(),
+            5,
+            "MSS, SACK-ok, TS, WS, ENO"
+        );
         opt.push(0x23);
         opt[1] = 22;
         assert_eq!(
