@@ -46,6 +46,7 @@ fn negotiated(role: Role, tep: TepId, resume: bool) -> Negotiated {
         tep_byte: tep.get() | if resume { 0x80 } else { 0 },
         transcript: vec![0x45, 0x03, 0x23, 0x45, 0x04, 0x01, 0x23],
         peer_app_aware: false,
+        cache_secrets: true,
         resumption,
     }
 }

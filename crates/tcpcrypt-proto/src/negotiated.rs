@@ -23,6 +23,9 @@ pub struct Negotiated {
     pub transcript: Vec<u8>,
     /// The application-aware bit the peer sent (RFC 8547 §4.2).
     pub peer_app_aware: bool,
+    /// The connection's caching policy (RFC 8548 §3.5, MUST when secrets are cached): when
+    /// false ("cache nothing"), the session hands back no secret for later resumption.
+    pub cache_secrets: bool,
     /// Present when both hosts agreed to resume a previous session (RFC 8548 §3.5); absent for a
     /// fresh key exchange (RFC 8548 §3.3).
     pub resumption: Option<Resumption>,

@@ -76,6 +76,7 @@ pub fn fresh(role: Role, tep: TepId) -> Negotiated {
         tep_byte: tep.get(),
         transcript: TRANSCRIPT.to_vec(),
         peer_app_aware: false,
+        cache_secrets: true,
         resumption: None,
     }
 }
@@ -97,6 +98,7 @@ pub fn resumed(
         tep_byte: tep.get() | 0x80,
         transcript: TRANSCRIPT.to_vec(),
         peer_app_aware: false,
+        cache_secrets: true,
         resumption: Some(Resumption {
             secret: ResumableSecret {
                 tep,

@@ -5,6 +5,7 @@
 
 use tcpcrypt_proto::consts::{AeadId, Role, TepId, ENO_OPTION_KIND};
 use tcpcrypt_proto::eno::{Config, FallbackReason, SegmentFlags, State};
+use tcpcrypt_proto::session::Event;
 use tcpcrypt_proto::wire::tcp_option::{TcpOption, TcpOptions};
 use tcpcrypt_tests::data;
 use tcpcrypt_tests::endpoint::{
@@ -212,7 +213,20 @@ fn passive_policy_ignore_resumption_forces_fresh() {
 fn cache_nothing_policy_means_the_next_connection_is_fresh() {
     let (mut a, mut b) = hosts();
     a.eno = a.eno.clone().with_cache_secrets(false);
-    let _ = connect(&mut a, &mut b, &mut clean_path());
+    let first = connect(&mut a, &mut b, &mut clean_path());
+    let p = first.pair.as_ref().unwrap();
+    let handed_back = |events: &[Event]| {
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::ResumableSecret(_)))
+            .count()
+    };
+    assert_eq!(
+        handed_back(&p.a.events),
+        0,
+        "A's session hands back nothing"
+    );
+    assert_eq!(handed_back(&p.b.events), 1, "B's policy is its own");
     assert!(a.cache.is_empty(), "A cached nothing");
     let c = connect(&mut a, &mut b, &mut clean_path());
     assert_eq!(

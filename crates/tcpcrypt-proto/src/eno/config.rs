@@ -94,8 +94,10 @@ impl Config {
         self
     }
 
-    /// Whether the driver may cache this connection's next secret; false is the "no session
-    /// secrets will be cached" policy of RFC 8548 §3.5.
+    /// Whether this connection's next secret may be cached; false is the "no session secrets
+    /// will be cached" policy of RFC 8548 §3.5. It travels in
+    /// [`Negotiated::cache_secrets`](crate::negotiated::Negotiated::cache_secrets), and the session
+    /// then derives and hands back nothing.
     #[must_use]
     pub fn with_cache_secrets(mut self, cache: bool) -> Self {
         self.cache_secrets = cache;

@@ -427,6 +427,7 @@ impl Negotiation {
             tep_byte: r.tep_byte,
             transcript: r.transcript,
             peer_app_aware: r.peer_app_aware,
+            cache_secrets: self.config.cache_secrets(),
             resumption,
         });
         self.state = State::Enabled;

@@ -159,8 +159,9 @@ impl<K: Eq + Hash + Clone> ResumeCache<K> {
     /// replaced by its first unburned successor (at most [`MAX_WINDOW`] steps). Returns false
     /// if nothing was stored (capacity 0, or every candidate burned).
     ///
-    /// Do not call this for a connection whose policy is "cache nothing" (§3.5;
-    /// [`Config::cache_secrets`](crate::eno::Config::cache_secrets)).
+    /// A connection under the "cache nothing" policy (§3.5;
+    /// [`Config::cache_secrets`](crate::eno::Config::cache_secrets)) never hands a secret back
+    /// (its [`Negotiated::cache_secrets`](crate::negotiated::Negotiated::cache_secrets) is false).
     pub fn insert(&mut self, peer: K, mut secret: ResumableSecret, now: Instant) -> bool {
         if self.config.capacity == 0 {
             return false;

@@ -117,6 +117,8 @@ pub struct Session {
     role: Role,
     tep: TepId,
     tep_byte: u8,
+    /// False under the "cache nothing" policy: no ss\[1\] is handed back (RFC 8548 §3.5).
+    cache_secrets: bool,
     /// The role whose key this host sends with: its role in the session that made ss\[0\]
     /// (RFC 8548 §3.3, §3.5).
     key_role: Role,
@@ -159,6 +161,7 @@ impl Session {
             tep_byte,
             transcript,
             resumption,
+            cache_secrets,
             ..
         } = negotiated;
         if !tep.is_tcpcrypt() || tep_byte & !TEP_BYTE_V != tep.get() {
@@ -172,6 +175,7 @@ impl Session {
             role,
             tep,
             tep_byte,
+            cache_secrets,
             key_role: role,
             handshake: Handshake::Complete,
             handshake_deadline: None,
@@ -316,15 +320,18 @@ impl Session {
         }
         self.install_keys(&ss0, &[], aead, peer_init_len)?;
         let session_id = ss0.session_id(self.tep_byte, &[]);
-        let ss1 = ResumableSecret {
+        // "Cache nothing" (RFC 8548 §3.5): ss[1] is never derived, ss[0] just erased.
+        let ss1 = self.cache_secrets.then(|| ResumableSecret {
             tep: self.tep,
             original_role: self.role,
             aead,
             secret: ss0.next(),
-        };
+        });
         drop(ss0);
         self.established(session_id, aead)?;
-        self.push_event(Event::ResumableSecret(ss1));
+        if let Some(ss1) = ss1 {
+            self.push_event(Event::ResumableSecret(ss1));
+        }
         Ok(())
     }
 
