@@ -249,7 +249,7 @@ fn flushing_a_connections_cache_state() {
         .events
         .iter()
         .find_map(|e| match e {
-            tcpcrypt_proto::session::Event::ResumableSecret(s) => Some(s.secret.clone()),
+            Event::ResumableSecret(s) => Some(s.secret.clone()),
             _ => None,
         })
         .expect("a fresh session hands back ss[1]");
