@@ -1,0 +1,21 @@
+//! `tcpcryptd`: transparent tcpcrypt (RFC 8547 TCP-ENO, RFC 8548 tcpcrypt) for unmodified
+//! applications on Linux.
+//!
+//! The daemon is a thin pump around the sans-IO core (`tcpcrypt-proto`):
+//!
+//! ```text
+//!   kernel NFQUEUE ──▶ syn (pure: ENO options in/out, flow table) ──▶ verdicts
+//!         │                         │ Negotiated
+//!         ▼                         ▼
+//!   rules (own chains) ──▶ proxy (tokio): pre-connect, accept, Session pump ◀──▶ sockets
+//!                                   │
+//!                               control socket (status, sessions, session_id)
+//! ```
+//!
+//! * [`config`]: flags and TOML, validated.
+//! * [`syn`]: the SYN path as a pure function of packet bytes, with the flow table.
+//! * [`rules`]: the iptables/ip rule sets of the client and server sides.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
