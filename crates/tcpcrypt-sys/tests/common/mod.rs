@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use tcpcrypt_sys::caps::Privileges;
 use tcpcrypt_sys::netns::NetNs;
@@ -80,27 +81,45 @@ pub fn counters(tool: &str, table: &str, chain: &str) -> Vec<u64> {
 /// tcpdump writing a pcap, started in the calling thread's namespace.
 pub struct Capture {
     child: Child,
+    /// Keeps tcpdump's stderr open (it reports its counts there when stopped).
+    _stderr: BufReader<std::process::ChildStderr>,
     pub path: PathBuf,
 }
 
 impl Capture {
-    /// Starts `tcpdump -i lo -U -w <file> <filter>` and waits until it is listening.
+    /// Starts `tcpdump -i lo --immediate-mode -U -w <file> <filter>` and waits until it is
+    /// listening. Without --immediate-mode, packets still in libpcap's TPACKET_V3 ring block
+    /// are lost when tcpdump is stopped (seen on this kernel: "0 packets captured").
     pub fn start(name: &str, filter: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("{name}-{}.pcap", std::process::id()));
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("{name}-{}-{n}.pcap", std::process::id()));
         let mut child = Command::new("tcpdump")
-            .args(["-i", "lo", "-n", "-U", "-Z", "root", "-w"])
+            .args([
+                "-i",
+                "lo",
+                "-n",
+                "--immediate-mode",
+                "-U",
+                "-Z",
+                "root",
+                "-w",
+            ])
             .arg(&path)
             .arg(filter)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("tcpdump is needed (scripts/prereqs.sh installs it)");
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
         let mut line = String::new();
-        BufReader::new(child.stderr.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        stderr.read_line(&mut line).unwrap();
         assert!(line.contains("listening on"), "tcpdump: {line}");
-        Self { child, path }
+        Self {
+            child,
+            _stderr: stderr,
+            path,
+        }
     }
 
     /// Stops tcpdump (SIGINT, so it flushes) and returns the raw IP packets captured.
