@@ -250,9 +250,28 @@ pub fn serve_stream(stream: UnixStream, handler: &dyn Handler) -> io::Result<()>
         match next_step(&line, handler) {
             Step::Done => return Ok(()),
             Step::Reply(resp) => writer.write_all(&encode_line(&resp))?,
-            Step::ReplyAndClose(resp) => return writer.write_all(&encode_line(&resp)),
+            Step::ReplyAndClose(resp) => {
+                writer.write_all(&encode_line(&resp))?;
+                return linger(reader.into_inner());
+            }
         }
     }
+}
+
+/// How much unread input a closing connection discards so that its last reply is not lost.
+///
+/// Closing a Unix socket with unread input resets it, and the peer may then lose the reply it
+/// has not read yet. So after the reply the write side is shut and some input drained first.
+const LINGER_DRAIN: u64 = 1 << 20;
+
+/// How long a closing connection waits for the client to stop sending.
+const LINGER_TIMEOUT: Duration = Duration::from_secs(1);
+
+fn linger(mut stream: UnixStream) -> io::Result<()> {
+    stream.shutdown(std::net::Shutdown::Write)?;
+    stream.set_read_timeout(Some(LINGER_TIMEOUT))?;
+    let _ = io::copy(&mut (&mut stream).take(LINGER_DRAIN), &mut io::sink());
+    Ok(())
 }
 
 /// What to do with a line read with a limit of [`MAX_REQUEST_LEN`] bytes.
@@ -293,7 +312,7 @@ mod async_server {
 
     use super::{
         is_transient_accept_error, next_step, too_many_connections, ActiveGuard, Handler, Step,
-        IDLE_TIMEOUT, MAX_CONNECTIONS, MAX_REQUEST_LEN,
+        IDLE_TIMEOUT, LINGER_DRAIN, LINGER_TIMEOUT, MAX_CONNECTIONS, MAX_REQUEST_LEN,
     };
     use crate::message::encode_line;
 
@@ -351,7 +370,15 @@ mod async_server {
             match next_step(&line, &*handler) {
                 Step::Done => return Ok(()),
                 Step::Reply(resp) => write.write_all(&encode_line(&resp)).await?,
-                Step::ReplyAndClose(resp) => return write.write_all(&encode_line(&resp)).await,
+                Step::ReplyAndClose(resp) => {
+                    write.write_all(&encode_line(&resp)).await?;
+                    write.shutdown().await?;
+                    let mut drain = reader.take(LINGER_DRAIN);
+                    let mut sink = tokio::io::sink();
+                    let discard = tokio::io::copy(&mut drain, &mut sink);
+                    let _ = tokio::time::timeout(LINGER_TIMEOUT, discard).await;
+                    return Ok(());
+                }
             }
         }
     }
