@@ -8,6 +8,12 @@ command -v cc >/dev/null 2>&1 || need_pkgs+=(gcc)
 command -v c++ >/dev/null 2>&1 || need_pkgs+=(g++)
 command -v make >/dev/null 2>&1 || need_pkgs+=(make)
 command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3)
+# tcpcrypt-sys tests: firewall rules (iptables and ip6tables come in one package), namespaces,
+# policy routing, packet capture, and setpriv (util-linux) for the unprivileged-run test.
+{ command -v iptables >/dev/null 2>&1 && command -v ip6tables >/dev/null 2>&1; } || need_pkgs+=(iptables)
+command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
+command -v tcpdump >/dev/null 2>&1 || need_pkgs+=(tcpdump)
+command -v setpriv >/dev/null 2>&1 || need_pkgs+=(util-linux)
 
 if ((${#need_pkgs[@]})); then
     if command -v apt-get >/dev/null 2>&1; then
