@@ -1,0 +1,434 @@
+//! The SYN path (RFC 8547 §4.6, §4.7; digest §2.9, §3.13) as a pure function of packet bytes:
+//! each queued segment goes in, a [`Decision`] (and sometimes an [`Outcome`]) comes out. No
+//! sockets, no clocks (`now` is passed in), no kernel: unit-tested on synthetic packets.
+//!
+//! The kernel queues only handshake segments (the rules bound it with `connbytes`):
+//!
+//! ```text
+//!  host A (client side)                                    host B (server side)
+//!  app SYN ──▶ on_app_syn: Hold ─▶ daemon pre-connects upstream
+//!  upstream SYN ──▶ on_outbound: + ENO (active)  ─────▶ on_server_syn: passive, Divert
+//!                                                       listener SYN-ACK ──▶ on_outbound: + ENO
+//!  SYN-ACK ──▶ on_inbound: read ENO  ◀──────────────────
+//!  ACK, Init1 ──▶ on_outbound: + 45 02 ─▶ Outcome ────▶ on_inbound: read ENO ─▶ Outcome
+//! ```
+//!
+//! Connections are keyed by [`ConnKey`] (this host's address, the peer's), so one table serves
+//! both roles. The table is bounded ([`Limits::max_flows`]) and entries expire after
+//! [`Limits::ttl`]; a connection the table cannot hold is left plain (no ENO is ever added to
+//! it, so both ends fall back consistently).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use tcpcrypt_proto::crypto::Rng;
+use tcpcrypt_proto::eno::{self, FallbackReason, Negotiation, SegmentFlags, State};
+use tcpcrypt_proto::keys::ResumableSecret;
+use tcpcrypt_proto::resume::{CacheConfig, NoResumption, ResumeCache, ResumeStore};
+use tcpcrypt_proto::wire::packet::{self, TcpIpPacket};
+use tcpcrypt_proto::wire::tcp_option::insert_option;
+use tcpcrypt_proto::Negotiated;
+
+/// A connection as this host sees it: its own address and the peer's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnKey {
+    /// This host's address and port.
+    pub local: SocketAddr,
+    /// The peer's address and port.
+    pub remote: SocketAddr,
+}
+
+/// What to tell the kernel about a queued packet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Accept unchanged.
+    Accept,
+    /// Accept with these bytes instead (ENO inserted, or SYN data stripped).
+    Replace(Vec<u8>),
+    /// Drop (a duplicate SYN while the first is still held).
+    Drop,
+}
+
+/// How a negotiation ended, for the proxy.
+#[derive(Debug)]
+pub enum Outcome {
+    /// ENO enabled a tcpcrypt TEP: run a session.
+    Enabled(Negotiated),
+    /// Plain TCP (RFC 8547 §4.6 fallback), with the rule that decided it.
+    Plain(FallbackReason),
+}
+
+/// The decision on an application's SYN (client side).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppSyn {
+    /// Not for us (excluded port, malformed): accept unchanged.
+    Pass,
+    /// New connection: hold the SYN, pre-connect upstream, then [`SynPath::decide`].
+    Hold(ConnKey),
+    /// A retransmission while the first SYN is still held: drop it.
+    Duplicate,
+    /// A retransmission after the decision: repeat the verdict mark (`None`: no mark).
+    Repeat(Option<u32>),
+}
+
+/// The decision on an incoming SYN (server side).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerSyn {
+    /// No ENO (or ENO off for this connection): accept unmarked; the proxy is not in the path.
+    Pass,
+    /// No ENO on a mandatory port: refuse (reject mark).
+    Refuse,
+    /// ENO offered: pre-connect to the service, then divert with the replacement packet if
+    /// any (SYN data stripped, RFC 8547 §4.7), and [`SynPath::decide`].
+    Divert {
+        /// The connection.
+        key: ConnKey,
+        /// Replacement bytes when the SYN's payload must be discarded.
+        replace: Option<Vec<u8>>,
+    },
+    /// A retransmission while the first SYN is still held: drop it.
+    Duplicate,
+    /// A retransmission after the decision: repeat the verdict mark.
+    Repeat(Option<u32>),
+}
+
+/// Bounds of the tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Negotiations and held SYNs tracked at once (each table).
+    pub max_flows: usize,
+    /// Lifetime of an entry.
+    pub ttl: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_flows: 16384,
+            ttl: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Which policy applies to a port, as the SYN path needs it.
+pub trait PortPolicy: Send {
+    /// Never intercepted.
+    fn excluded(&self, port: u16) -> bool;
+    /// Plain TCP refused.
+    fn mandatory(&self, port: u16) -> bool;
+}
+
+impl PortPolicy for crate::config::Config {
+    fn excluded(&self, port: u16) -> bool {
+        self.exclude_ports.contains(port)
+    }
+    fn mandatory(&self, port: u16) -> bool {
+        self.mandatory_ports.contains(port)
+    }
+}
+
+struct Flow {
+    neg: Negotiation,
+    created: Instant,
+    reported: bool,
+}
+
+#[derive(Clone, Copy)]
+enum Hold {
+    Pending,
+    Decided(Option<u32>),
+}
+
+/// The SYN-path state of the whole host.
+pub struct SynPath {
+    eno: eno::Config,
+    policy: Box<dyn PortPolicy>,
+    limits: Limits,
+    rng: Box<dyn Rng + Send>,
+    flows: HashMap<ConnKey, Flow>,
+    holds: HashMap<ConnKey, (Hold, Instant)>,
+    /// Outcomes not yet taken by the proxy.
+    outcomes: HashMap<ConnKey, (Outcome, Instant)>,
+    cache: ResumeCache<IpAddr>,
+}
+
+impl SynPath {
+    /// A SYN path negotiating with `eno`, applying `policy`.
+    pub fn new(
+        eno: eno::Config,
+        policy: Box<dyn PortPolicy>,
+        limits: Limits,
+        rng: Box<dyn Rng + Send>,
+    ) -> Self {
+        Self {
+            eno,
+            policy,
+            limits,
+            rng,
+            flows: HashMap::new(),
+            holds: HashMap::new(),
+            outcomes: HashMap::new(),
+            cache: ResumeCache::new(CacheConfig::default()),
+        }
+    }
+
+    /// An application's SYN, seen in mangle OUTPUT before it leaves (client side).
+    pub fn on_app_syn(&mut self, bytes: &[u8], now: Instant) -> AppSyn {
+        let Some((key, flags)) = parse(bytes, Dir::Out) else {
+            return AppSyn::Pass;
+        };
+        if !flags.syn || flags.ack || self.policy.excluded(key.remote.port()) {
+            return AppSyn::Pass;
+        }
+        match self.begin_hold(key, now) {
+            Some(Hold::Pending) => AppSyn::Duplicate,
+            Some(Hold::Decided(mark)) => AppSyn::Repeat(mark),
+            None if self.holds.len() >= self.limits.max_flows => AppSyn::Pass,
+            None => {
+                self.holds.insert(key, (Hold::Pending, now));
+                AppSyn::Hold(key)
+            }
+        }
+    }
+
+    /// An incoming SYN, seen in raw PREROUTING (server side).
+    pub fn on_server_syn(&mut self, bytes: &[u8], now: Instant) -> ServerSyn {
+        let Some((key, flags)) = parse(bytes, Dir::In) else {
+            return ServerSyn::Pass;
+        };
+        let port = key.local.port();
+        if !flags.syn || flags.ack || self.policy.excluded(port) {
+            return ServerSyn::Pass;
+        }
+        match self.begin_hold(key, now) {
+            Some(Hold::Pending) => return ServerSyn::Duplicate,
+            Some(Hold::Decided(mark)) => return ServerSyn::Repeat(mark),
+            None => {}
+        }
+        self.expire(now);
+        if self.flows.len() >= self.limits.max_flows || self.holds.len() >= self.limits.max_flows {
+            return ServerSyn::Pass;
+        }
+        let Ok(pkt) = TcpIpPacket::new_checked(bytes) else {
+            return ServerSyn::Pass;
+        };
+        let store: &mut dyn ResumeStore = if self.eno.accept_resumption() {
+            &mut self.cache
+        } else {
+            &mut NoResumption
+        };
+        let (neg, verdict) = Negotiation::passive(
+            self.eno.clone(),
+            flags,
+            pkt.tcp_options(),
+            store,
+            now,
+            self.rng.as_mut(),
+        );
+        if neg.state() != State::Pending {
+            return if self.policy.mandatory(port) {
+                ServerSyn::Refuse
+            } else {
+                ServerSyn::Pass
+            };
+        }
+        let replace = if verdict.discard_syn_data {
+            match packet::strip_payload(bytes) {
+                Ok(stripped) => Some(stripped),
+                Err(_) => return ServerSyn::Pass,
+            }
+        } else {
+            None
+        };
+        self.flows.insert(
+            key,
+            Flow {
+                neg,
+                created: now,
+                reported: false,
+            },
+        );
+        self.holds.insert(key, (Hold::Pending, now));
+        ServerSyn::Divert { key, replace }
+    }
+
+    /// Records the verdict mark given to a held SYN (`None`: accepted without mark), so that
+    /// retransmissions get the same; a server-side connection that was not diverted forgets
+    /// its negotiation.
+    pub fn decide(&mut self, key: ConnKey, mark: Option<u32>, diverted: bool, now: Instant) {
+        if let Some(entry) = self.holds.get_mut(&key) {
+            *entry = (Hold::Decided(mark), now);
+        }
+        if !diverted {
+            self.flows.remove(&key);
+        }
+    }
+
+    /// A segment this host sends on an intercepted connection (mangle OUTPUT): the client
+    /// proxy's upstream (created here at its SYN) or the server listener's SYN-ACK.
+    pub fn on_outbound(&mut self, bytes: &[u8], now: Instant) -> (Decision, Option<ConnKey>) {
+        let Some((key, flags)) = parse(bytes, Dir::Out) else {
+            return (Decision::Accept, None);
+        };
+        if !self.flows.contains_key(&key) {
+            if !flags.syn || flags.ack || !self.make_room(now) {
+                return (Decision::Accept, None);
+            }
+            let offer = if self.eno.offer_resumption() {
+                self.cache.take_offer(&key.remote.ip(), now)
+            } else {
+                None
+            };
+            let neg = Negotiation::active(self.eno.clone(), offer, self.rng.as_mut());
+            self.flows.insert(
+                key,
+                Flow {
+                    neg,
+                    created: now,
+                    reported: false,
+                },
+            );
+        }
+        let Some(flow) = self.flows.get_mut(&key) else {
+            return (Decision::Accept, None);
+        };
+        let Ok(pkt) = TcpIpPacket::new_checked(bytes) else {
+            return (Decision::Accept, None);
+        };
+        let decision = match flow.neg.on_send(flags, pkt.tcp_options()) {
+            None => Decision::Accept,
+            Some(option) => match insert_option(pkt.tcp_options(), option.as_bytes())
+                .ok()
+                .and_then(|area| packet::rewrite_tcp_options(bytes, area.as_bytes()).ok())
+            {
+                Some(new) => Decision::Replace(new),
+                // The negotiation saw the free space first, so this does not happen; if it
+                // did, the segment goes without ENO and the peer falls back.
+                None => Decision::Accept,
+            },
+        };
+        (decision, self.report(key, now))
+    }
+
+    /// A segment received on an intercepted connection (mangle PREROUTING): the SYN-ACK and
+    /// first segments for the client's upstream, the third ACK and first segments for the
+    /// server's diverted connection.
+    pub fn on_inbound(&mut self, bytes: &[u8], now: Instant) -> (Decision, Option<ConnKey>) {
+        let Some((key, flags)) = parse(bytes, Dir::In) else {
+            return (Decision::Accept, None);
+        };
+        let Some(flow) = self.flows.get_mut(&key) else {
+            return (Decision::Accept, None);
+        };
+        let Ok(pkt) = TcpIpPacket::new_checked(bytes) else {
+            return (Decision::Accept, None);
+        };
+        let verdict = flow.neg.on_receive(flags, pkt.tcp_options());
+        let decision = if verdict.discard_syn_data {
+            packet::strip_payload(bytes).map_or(Decision::Drop, Decision::Replace)
+        } else {
+            Decision::Accept
+        };
+        (decision, self.report(key, now))
+    }
+
+    /// Takes the outcome of `key`'s negotiation once decided.
+    pub fn take_outcome(&mut self, key: &ConnKey) -> Option<Outcome> {
+        self.outcomes.remove(key).map(|(o, _)| o)
+    }
+
+    /// Gives up on `key`: its negotiation (if any) is forgotten.
+    pub fn forget(&mut self, key: &ConnKey) {
+        self.flows.remove(key);
+        self.outcomes.remove(key);
+    }
+
+    /// Caches the secret a session handed back, for one later resumption with `peer`
+    /// (RFC 8548 §3.5).
+    pub fn cache_secret(&mut self, peer: IpAddr, secret: ResumableSecret, now: Instant) {
+        if self.eno.cache_secrets() {
+            self.cache.insert(peer, secret, now);
+        }
+    }
+
+    /// Negotiations in progress or finished but unexpired.
+    pub fn flow_count(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Drops expired entries.
+    pub fn expire(&mut self, now: Instant) {
+        let ttl = self.limits.ttl;
+        let live = |t: Instant| now.saturating_duration_since(t) < ttl;
+        self.flows.retain(|_, f| live(f.created));
+        self.holds.retain(|_, (_, t)| live(*t));
+        self.outcomes.retain(|_, (_, t)| live(*t));
+        self.cache.purge_expired(now);
+    }
+
+    fn begin_hold(&mut self, key: ConnKey, now: Instant) -> Option<Hold> {
+        match self.holds.get(&key) {
+            Some(&(hold, t)) if now.saturating_duration_since(t) < self.limits.ttl => Some(hold),
+            _ => None,
+        }
+    }
+
+    fn make_room(&mut self, now: Instant) -> bool {
+        if self.flows.len() >= self.limits.max_flows {
+            self.expire(now);
+        }
+        self.flows.len() < self.limits.max_flows
+    }
+
+    /// Stores the outcome when the negotiation has just left `Pending`; returns the key then.
+    fn report(&mut self, key: ConnKey, now: Instant) -> Option<ConnKey> {
+        let flow = self.flows.get_mut(&key)?;
+        if flow.reported {
+            return None;
+        }
+        let outcome = match flow.neg.state() {
+            State::Pending => return None,
+            State::Enabled => Outcome::Enabled(flow.neg.take_negotiated()?),
+            State::Disabled(reason) => Outcome::Plain(reason),
+        };
+        flow.reported = true;
+        self.outcomes.insert(key, (outcome, now));
+        Some(key)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    /// Sent by this host: source is local.
+    Out,
+    /// Received: destination is local.
+    In,
+}
+
+/// The connection key and ENO flags of a plain TCP packet; `None` for anything else.
+fn parse(bytes: &[u8], dir: Dir) -> Option<(ConnKey, SegmentFlags)> {
+    let pkt = TcpIpPacket::new_checked(bytes).ok()?;
+    let tcp = pkt.tcp();
+    let src = SocketAddr::new(pkt.src_addr(), tcp.src_port());
+    let dst = SocketAddr::new(pkt.dst_addr(), tcp.dst_port());
+    let key = match dir {
+        Dir::Out => ConnKey {
+            local: src,
+            remote: dst,
+        },
+        Dir::In => ConnKey {
+            local: dst,
+            remote: src,
+        },
+    };
+    let flags = SegmentFlags {
+        syn: tcp.syn(),
+        ack: tcp.ack(),
+        payload: !pkt.tcp_payload().is_empty(),
+    };
+    Some((key, flags))
+}
+
+#[cfg(test)]
+mod tests;

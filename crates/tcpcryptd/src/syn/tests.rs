@@ -1,0 +1,374 @@
+//! The SYN path on synthetic IPv4 and IPv6 packets: two hosts' `SynPath`s exchange the
+//! segments a Linux handshake would queue.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use tcpcrypt_proto::wire::packet::{verify_checksums, TcpIpPacket};
+use tcpcrypt_proto::wire::tcp_option::{TcpOption, TcpOptions};
+
+use super::*;
+use crate::config::PortSet;
+
+/// MSS, SACK permitted, timestamps, NOP, window scale: a Linux SYN's options.
+const SYN_OPTIONS: [u8; 20] = [
+    2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
+];
+/// NOP, NOP, timestamps.
+const ACK_OPTIONS: [u8; 12] = [1, 1, 8, 10, 0, 0, 0, 2, 0, 0, 0, 1];
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+
+struct Policy {
+    exclude: PortSet,
+    mandatory: PortSet,
+}
+
+impl PortPolicy for Policy {
+    fn excluded(&self, port: u16) -> bool {
+        self.exclude.contains(port)
+    }
+    fn mandatory(&self, port: u16) -> bool {
+        self.mandatory.contains(port)
+    }
+}
+
+struct Counter(u8);
+
+impl Rng for Counter {
+    fn fill(&mut self, dest: &mut [u8]) {
+        for b in dest {
+            self.0 = self.0.wrapping_add(1);
+            *b = self.0;
+        }
+    }
+}
+
+fn path_with(limits: Limits, mandatory: &str) -> SynPath {
+    let policy = Policy {
+        exclude: PortSet::parse("22").unwrap(),
+        mandatory: PortSet::parse(mandatory).unwrap(),
+    };
+    SynPath::new(
+        eno::Config::default(),
+        Box::new(policy),
+        limits,
+        Box::new(Counter(7)),
+    )
+}
+
+fn path() -> SynPath {
+    path_with(Limits::default(), "")
+}
+
+/// A whole IP packet from `src` to `dst` with `flags`, `options` and `payload`.
+fn packet(src: SocketAddr, dst: SocketAddr, flags: u8, options: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut tcp = vec![0u8; 20];
+    tcp[0..2].copy_from_slice(&src.port().to_be_bytes());
+    tcp[2..4].copy_from_slice(&dst.port().to_be_bytes());
+    tcp[4..8].copy_from_slice(&1000u32.to_be_bytes());
+    tcp[12] = (((20 + options.len()) / 4) << 4) as u8;
+    tcp[13] = flags;
+    tcp[14..16].copy_from_slice(&64240u16.to_be_bytes());
+    tcp.extend_from_slice(options);
+    tcp.extend_from_slice(payload);
+    let mut out = match (src.ip(), dst.ip()) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0];
+            ip[2..4].copy_from_slice(&((20 + tcp.len()) as u16).to_be_bytes());
+            ip.extend_from_slice(&s.octets());
+            ip.extend_from_slice(&d.octets());
+            ip
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            let mut ip = vec![0x60, 0, 0, 0, 0, 0, 6, 64];
+            ip[4..6].copy_from_slice(&(tcp.len() as u16).to_be_bytes());
+            ip.extend_from_slice(&s.octets());
+            ip.extend_from_slice(&d.octets());
+            ip
+        }
+        _ => panic!("mixed families"),
+    };
+    out.extend_from_slice(&tcp);
+    TcpIpPacket::new_checked(out.as_mut_slice())
+        .unwrap()
+        .fill_checksums();
+    out
+}
+
+fn replaced(d: Decision, original: Vec<u8>) -> Vec<u8> {
+    match d {
+        Decision::Replace(new) => {
+            verify_checksums(&new).expect("rewritten packets carry valid checksums");
+            new
+        }
+        Decision::Accept => original,
+        Decision::Drop => panic!("dropped"),
+    }
+}
+
+fn eno_options(pkt: &[u8]) -> Vec<Vec<u8>> {
+    let p = TcpIpPacket::new_checked(pkt).unwrap();
+    TcpOptions::new(p.tcp_options())
+        .flatten()
+        .filter(|o| matches!(o, TcpOption::Eno(_)))
+        .map(|o| {
+            let mut b = vec![0; o.buffer_len()];
+            let _ = o.emit(&mut b);
+            b
+        })
+        .collect()
+}
+
+fn addrs(v6: bool) -> (SocketAddr, SocketAddr) {
+    if v6 {
+        (
+            SocketAddr::new(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1).into(), 40000),
+            SocketAddr::new(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2).into(), 8080),
+        )
+    } else {
+        (
+            SocketAddr::new(Ipv4Addr::new(10, 0, 0, 1).into(), 40000),
+            SocketAddr::new(Ipv4Addr::new(10, 0, 0, 2).into(), 8080),
+        )
+    }
+}
+
+/// Runs the full queued handshake between host A (`a`, client side) and host B (`b`).
+fn handshake(a: &mut SynPath, b: &mut SynPath, v6: bool) -> (Outcome, Outcome) {
+    let now = Instant::now();
+    let (ca, sb) = addrs(v6);
+    let key_a = ConnKey {
+        local: ca,
+        remote: sb,
+    };
+    let key_b = ConnKey {
+        local: sb,
+        remote: ca,
+    };
+
+    // A's upstream SYN gets ENO.
+    let syn = packet(ca, sb, SYN, &SYN_OPTIONS, &[]);
+    let (d, out) = a.on_outbound(&syn, now);
+    assert!(out.is_none());
+    let syn = replaced(d, syn);
+    assert_eq!(eno_options(&syn).len(), 1, "the SYN carries one ENO option");
+
+    // B decides to divert it.
+    let ServerSyn::Divert { key, replace: None } = b.on_server_syn(&syn, now) else {
+        panic!("an ENO SYN is diverted")
+    };
+    assert_eq!(key, key_b);
+    assert_eq!(b.on_server_syn(&syn, now), ServerSyn::Duplicate);
+    b.decide(key, Some(0x10), true, now);
+    assert_eq!(b.on_server_syn(&syn, now), ServerSyn::Repeat(Some(0x10)));
+
+    // B's listener answers; the SYN-ACK gets B's option.
+    let syn_ack = packet(sb, ca, SYN | ACK, &SYN_OPTIONS, &[]);
+    let (d, _) = b.on_outbound(&syn_ack, now);
+    let syn_ack = replaced(d, syn_ack);
+    assert_eq!(eno_options(&syn_ack).len(), 1);
+
+    // A reads it; its third ACK carries 45 02 and enables ENO on A.
+    let (d, out) = a.on_inbound(&syn_ack, now);
+    assert_eq!((d, out), (Decision::Accept, None));
+    let ack = packet(ca, sb, ACK, &ACK_OPTIONS, &[]);
+    let (d, out) = a.on_outbound(&ack, now);
+    let ack = replaced(d, ack);
+    assert_eq!(out, Some(key_a));
+    assert_eq!(eno_options(&ack), vec![vec![0x45, 0x02]]);
+
+    // A's first data segment (Init1) too, until B's first non-SYN segment arrives.
+    let init1 = packet(ca, sb, ACK, &ACK_OPTIONS, b"init1");
+    let (d, _) = a.on_outbound(&init1, now);
+    assert_eq!(eno_options(&replaced(d, init1)).len(), 1);
+
+    // B reads the third ACK: enabled.
+    let (d, out) = b.on_inbound(&ack, now);
+    assert_eq!((d, out), (Decision::Accept, Some(key_b)));
+    let oa = a.take_outcome(&key_a).expect("A decided");
+    let ob = b.take_outcome(&key_b).expect("B decided");
+    assert!(a.take_outcome(&key_a).is_none(), "taken once");
+
+    // B's Init2 carries no ENO: B has received a non-SYN segment.
+    let init2 = packet(sb, ca, ACK, &ACK_OPTIONS, b"init2");
+    let (d, _) = b.on_outbound(&init2, now);
+    assert_eq!(d, Decision::Accept);
+    // After A receives it, A adds no more ENO.
+    let _ = a.on_inbound(&init2, now);
+    let more = packet(ca, sb, ACK, &ACK_OPTIONS, b"frame");
+    assert_eq!(a.on_outbound(&more, now).0, Decision::Accept);
+    (oa, ob)
+}
+
+#[test]
+fn both_hosts_enable_with_equal_transcripts_v4_and_v6() {
+    for v6 in [false, true] {
+        let (mut a, mut b) = (path(), path());
+        let (Outcome::Enabled(na), Outcome::Enabled(nb)) = handshake(&mut a, &mut b, v6) else {
+            panic!("both enabled (v6 = {v6})")
+        };
+        assert_eq!(na.transcript, nb.transcript);
+        assert_eq!(na.tep, nb.tep);
+        assert_ne!(na.role, nb.role);
+    }
+}
+
+#[test]
+fn server_passes_plain_syns_and_refuses_them_on_mandatory_ports() {
+    let now = Instant::now();
+    for v6 in [false, true] {
+        let (ca, sb) = addrs(v6);
+        let plain = packet(ca, sb, SYN, &SYN_OPTIONS, &[]);
+        assert_eq!(path().on_server_syn(&plain, now), ServerSyn::Pass);
+        let mut strict = path_with(Limits::default(), "8080");
+        assert_eq!(strict.on_server_syn(&plain, now), ServerSyn::Refuse);
+        assert_eq!(strict.flow_count(), 0);
+        // Excluded ports are never diverted, ENO or not.
+        let mut a = path();
+        let ssh = SocketAddr::new(sb.ip(), 22);
+        let syn = packet(ca, ssh, SYN, &SYN_OPTIONS, &[]);
+        let syn = replaced(a.on_outbound(&syn, now).0, syn);
+        assert_eq!(path().on_server_syn(&syn, now), ServerSyn::Pass);
+    }
+}
+
+#[test]
+fn server_strips_syn_data_of_an_eno_syn() {
+    let now = Instant::now();
+    let (ca, sb) = addrs(false);
+    let mut a = path();
+    let syn = packet(ca, sb, SYN, &SYN_OPTIONS, &[]);
+    let syn = replaced(a.on_outbound(&syn, now).0, syn);
+    // The same SYN with data: B must not let the kernel acknowledge it (RFC 8547 §4.7).
+    let p = TcpIpPacket::new_checked(syn.as_slice()).unwrap();
+    let with_data = packet(ca, sb, SYN, p.tcp_options(), b"early");
+    let ServerSyn::Divert {
+        replace: Some(stripped),
+        ..
+    } = path().on_server_syn(&with_data, now)
+    else {
+        panic!("diverted with the payload stripped")
+    };
+    assert!(TcpIpPacket::new_checked(stripped.as_slice())
+        .unwrap()
+        .tcp_payload()
+        .is_empty());
+}
+
+#[test]
+fn client_falls_back_against_a_plain_server() {
+    let now = Instant::now();
+    for v6 in [false, true] {
+        let (ca, sb) = addrs(v6);
+        let key = ConnKey {
+            local: ca,
+            remote: sb,
+        };
+        let mut a = path();
+        let syn = packet(ca, sb, SYN, &SYN_OPTIONS, &[]);
+        let _ = a.on_outbound(&syn, now);
+        let syn_ack = packet(sb, ca, SYN | ACK, &SYN_OPTIONS, &[]);
+        let (_, out) = a.on_inbound(&syn_ack, now);
+        assert_eq!(out, Some(key));
+        assert!(matches!(
+            a.take_outcome(&key),
+            Some(Outcome::Plain(FallbackReason::MissingEno))
+        ));
+        // No ENO on the third ACK then.
+        let ack = packet(ca, sb, ACK, &ACK_OPTIONS, &[]);
+        assert_eq!(a.on_outbound(&ack, now).0, Decision::Accept);
+    }
+}
+
+#[test]
+fn server_falls_back_when_the_third_ack_lacks_eno() {
+    let now = Instant::now();
+    let (ca, sb) = addrs(true);
+    let (mut a, mut b) = (path(), path());
+    let syn = packet(ca, sb, SYN, &SYN_OPTIONS, &[]);
+    let syn = replaced(a.on_outbound(&syn, now).0, syn);
+    let ServerSyn::Divert { key, .. } = b.on_server_syn(&syn, now) else {
+        panic!("diverted")
+    };
+    let syn_ack = packet(sb, ca, SYN | ACK, &SYN_OPTIONS, &[]);
+    let _ = b.on_outbound(&syn_ack, now);
+    let ack = packet(ca, sb, ACK, &ACK_OPTIONS, &[]);
+    let (_, out) = b.on_inbound(&ack, now);
+    assert_eq!(out, Some(key));
+    assert!(matches!(
+        b.take_outcome(&key),
+        Some(Outcome::Plain(FallbackReason::MissingEno))
+    ));
+}
+
+#[test]
+fn app_syns_are_held_once_and_repeat_the_decision() {
+    let now = Instant::now();
+    for v6 in [false, true] {
+        let (ca, sb) = addrs(v6);
+        let mut a = path();
+        let syn = packet(ca, sb, SYN, &SYN_OPTIONS, &[]);
+        let AppSyn::Hold(key) = a.on_app_syn(&syn, now) else {
+            panic!("held")
+        };
+        assert_eq!(
+            key,
+            ConnKey {
+                local: ca,
+                remote: sb
+            }
+        );
+        assert_eq!(a.on_app_syn(&syn, now), AppSyn::Duplicate);
+        a.decide(key, Some(4), false, now);
+        assert_eq!(a.on_app_syn(&syn, now), AppSyn::Repeat(Some(4)));
+        // After the TTL it is a new connection (the 4-tuple was reused).
+        let later = now + Limits::default().ttl + Duration::from_secs(1);
+        assert_eq!(a.on_app_syn(&syn, later), AppSyn::Hold(key));
+        // Excluded ports and non-SYNs pass.
+        let ssh = packet(ca, SocketAddr::new(sb.ip(), 22), SYN, &SYN_OPTIONS, &[]);
+        assert_eq!(a.on_app_syn(&ssh, now), AppSyn::Pass);
+        let ack = packet(ca, sb, ACK, &ACK_OPTIONS, &[]);
+        assert_eq!(a.on_app_syn(&ack, now), AppSyn::Pass);
+    }
+}
+
+#[test]
+fn tables_are_bounded_and_expire() {
+    let now = Instant::now();
+    let limits = Limits {
+        max_flows: 2,
+        ttl: Duration::from_secs(5),
+    };
+    let mut a = path_with(limits, "");
+    let (ca, sb) = addrs(false);
+    let mut with_eno = 0;
+    for port in 1..=3u16 {
+        let src = SocketAddr::new(ca.ip(), 50000 + port);
+        let syn = packet(src, sb, SYN, &SYN_OPTIONS, &[]);
+        if matches!(a.on_outbound(&syn, now).0, Decision::Replace(_)) {
+            with_eno += 1;
+        }
+    }
+    assert_eq!(with_eno, 2, "the third connection is left plain");
+    assert_eq!(a.flow_count(), 2);
+    let later = now + Duration::from_secs(6);
+    let syn = packet(SocketAddr::new(ca.ip(), 50009), sb, SYN, &SYN_OPTIONS, &[]);
+    assert!(matches!(a.on_outbound(&syn, later).0, Decision::Replace(_)));
+    assert_eq!(a.flow_count(), 1, "expired entries were dropped");
+}
+
+#[test]
+fn garbage_and_unknown_flows_are_accepted_unchanged() {
+    let now = Instant::now();
+    let mut a = path();
+    for junk in [&b""[..], &[0x45, 0, 0], &[0x60; 60]] {
+        assert_eq!(a.on_outbound(junk, now), (Decision::Accept, None));
+        assert_eq!(a.on_inbound(junk, now), (Decision::Accept, None));
+        assert_eq!(a.on_app_syn(junk, now), AppSyn::Pass);
+        assert_eq!(a.on_server_syn(junk, now), ServerSyn::Pass);
+    }
+    let (ca, sb) = addrs(false);
+    let ack = packet(ca, sb, ACK, &ACK_OPTIONS, b"x");
+    assert_eq!(a.on_outbound(&ack, now), (Decision::Accept, None));
+    assert_eq!(a.on_inbound(&ack, now), (Decision::Accept, None));
+}
