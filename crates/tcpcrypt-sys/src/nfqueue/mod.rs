@@ -6,7 +6,7 @@
 //! `AsRawFd`/`AsFd`), so it cannot be registered with epoll/tokio `AsyncFd`; and it `assert!`s
 //! on malformed kernel replies. The protocol needed is small (bind, three config attributes,
 //! packet parsing, verdicts), so this module speaks it directly: the system calls are the only
-//! `unsafe`, and the message codec ([`netlink`]) is safe code on byte slices with unit tests.
+//! `unsafe`, and the message codec (the private `netlink` module) is safe code on byte slices with unit tests.
 //!
 //! # Use
 //! [`Queue::open`] binds a queue with copy-packet mode, a bounded kernel queue length and
