@@ -1,0 +1,227 @@
+//! Human output: the status summary (like `wg show`) and the sessions table.
+
+use std::fmt::Write;
+
+use tcpcrypt_control::{SessionInfo, Status};
+
+/// Length of the session-ID prefix shown in the table unless `--full` is given.
+const SHORT_SESSION_ID: usize = 16;
+
+/// The status summary.
+pub(crate) fn status(s: &Status) -> String {
+    let mut out = String::new();
+    let p = &s.policy;
+    let c = &s.counters;
+    let f = &c.failures;
+    // Writing to a String cannot fail.
+    let _ = write!(
+        out,
+        "daemon: tcpcryptd {version}\n  pid: {pid}\n  uptime: {uptime}\n  control protocol: \
+         {protocol}\n\npolicy:\n  encrypt: {encrypt}\n  exclude ports: {exclude}\n  mandatory \
+         ports: {mandatory}\n  teps: {teps}\n  aeads: {aeads}\n  resumption: {resumption}\n\n\
+         connections:\n  encrypted: {enc} ({resumed} resumed)\n  plain: {plain}\n  active \
+         sessions: {active}\n  fallbacks: {fallbacks}\n  failures: {auth} auth, {trunc} \
+         truncated, {resets} reset, {timeouts} handshake timeout\n  transfer: {bin} received, \
+         {bout} sent\n",
+        version = s.version,
+        pid = s.pid,
+        uptime = duration(s.uptime_secs),
+        protocol = s.protocol,
+        encrypt = list(&p.encrypt),
+        exclude = list(&p.exclude_ports),
+        mandatory = list(&p.mandatory_ports),
+        teps = list(&p.teps),
+        aeads = list(&p.aeads),
+        resumption = if p.resumption { "on" } else { "off" },
+        enc = c.connections_encrypted,
+        resumed = c.connections_resumed,
+        plain = c.connections_plain,
+        active = c.active_sessions,
+        fallbacks = fallbacks(c),
+        auth = f.auth_failures,
+        trunc = f.truncations,
+        resets = f.resets,
+        timeouts = f.handshake_timeouts,
+        bin = bytes(c.bytes_in),
+        bout = bytes(c.bytes_out),
+    );
+    out
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+fn fallbacks(c: &tcpcrypt_control::Counters) -> String {
+    if c.fallbacks.is_empty() {
+        return "none".to_owned();
+    }
+    let parts: Vec<String> = c
+        .fallbacks
+        .iter()
+        .map(|(reason, n)| format!("{n} {reason}"))
+        .collect();
+    parts.join(", ")
+}
+
+/// The sessions table: a header and one aligned row per connection.
+pub(crate) fn sessions(rows: &[SessionInfo], full: bool) -> String {
+    const HEADER: [&str; 11] = [
+        "LOCAL",
+        "REMOTE",
+        "STATE",
+        "ROLE",
+        "TEP",
+        "AEAD",
+        "RESUMED",
+        "IN",
+        "OUT",
+        "AGE",
+        "SESSION-ID",
+    ];
+    /// Columns aligned to the right (numbers).
+    const RIGHT: [bool; 11] = [
+        false, false, false, false, false, false, false, true, true, true, false,
+    ];
+    let mut table: Vec<[String; 11]> = vec![HEADER.map(str::to_owned)];
+    table.extend(rows.iter().map(|r| row(r, full)));
+    let mut widths = [0usize; 11];
+    for cells in &table {
+        for (w, cell) in widths.iter_mut().zip(cells) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for cells in &table {
+        let mut line = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            let pad = widths[i] - cell.chars().count();
+            if i > 0 {
+                line.push_str("  ");
+            }
+            if RIGHT[i] {
+                line.extend(std::iter::repeat_n(' ', pad));
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn row(r: &SessionInfo, full: bool) -> [String; 11] {
+    let dash = || "-".to_owned();
+    let tep = r.tep.as_deref().map_or_else(dash, |t| {
+        if full {
+            t.to_owned()
+        } else {
+            t.strip_prefix("TCPCRYPT_ECDHE_").unwrap_or(t).to_owned()
+        }
+    });
+    let aead = r.aead.as_deref().map_or_else(dash, |a| {
+        if full {
+            a.to_owned()
+        } else {
+            a.strip_prefix("AEAD_").unwrap_or(a).to_owned()
+        }
+    });
+    let sid = r.session_id.map_or_else(dash, |id| {
+        let hex = id.to_hex();
+        if full {
+            hex
+        } else {
+            format!("{}...", &hex[..SHORT_SESSION_ID])
+        }
+    });
+    let encrypted = r.session_id.is_some();
+    [
+        r.local.to_string(),
+        r.remote.to_string(),
+        r.state.as_str().to_owned(),
+        r.role.map_or_else(dash, |role| role.to_string()),
+        tep,
+        aead,
+        if !encrypted {
+            dash()
+        } else if r.resumed {
+            "yes".to_owned()
+        } else {
+            "no".to_owned()
+        },
+        bytes(r.bytes_in),
+        bytes(r.bytes_out),
+        duration(r.age_secs),
+        sid,
+    ]
+}
+
+/// A byte count with a binary unit: `512B`, `1.5K`, `20M`, `3.2G`.
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["K", "M", "G", "T", "P"];
+    if n < 1024 {
+        return format!("{n}B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if v < 10.0 {
+        format!("{v:.1}{}", UNITS[unit])
+    } else {
+        format!("{v:.0}{}", UNITS[unit])
+    }
+}
+
+/// A duration in its two largest units: `42s`, `3m05s`, `2h07m`, `4d03h`.
+fn duration(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    if d > 0 {
+        format!("{d}d{h:02}h")
+    } else if h > 0 {
+        format!("{h}h{m:02}m")
+    } else if m > 0 {
+        format!("{m}m{s:02}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_counts() {
+        assert_eq!(bytes(0), "0B");
+        assert_eq!(bytes(1023), "1023B");
+        assert_eq!(bytes(1536), "1.5K");
+        assert_eq!(bytes(20 << 20), "20M");
+        assert_eq!(bytes(u64::MAX), "16384P");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration(0), "0s");
+        assert_eq!(duration(185), "3m05s");
+        assert_eq!(duration(2 * 3600 + 7 * 60 + 1), "2h07m");
+        assert_eq!(duration(4 * 86_400 + 3 * 3600), "4d03h");
+    }
+
+    #[test]
+    fn empty_table_is_the_header() {
+        assert_eq!(
+            sessions(&[], false),
+            "LOCAL  REMOTE  STATE  ROLE  TEP  AEAD  RESUMED  IN  OUT  AGE  SESSION-ID\n"
+        );
+    }
+}
