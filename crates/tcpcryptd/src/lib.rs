@@ -19,4 +19,5 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod rules;
 pub mod syn;

@@ -1,0 +1,463 @@
+//! The daemon's iptables/ip6tables chains and policy routing, built from the configuration
+//! (the validated recipes of the project's kernel guide: 1b client hold + REDIRECT, 2/2a server
+//! raw-PREROUTING decision + TPROXY, 2b variant S6, 2c refusal, 4 fail-open, 5 coexistence).
+//!
+//! Marks (defaults; all configurable): U 0x1 client upstream sockets · S 0x2 server→service
+//! sockets · R 0x4 verdict "redirect" · J 0x8 verdict "reject" · D 0x10 verdict "divert" (and
+//! the diverted connections' connmark) · T 0x20 TPROXY. Queues: `app_syn`, `eno_out`,
+//! `eno_in`, `server_syn`. Every NFQUEUE rule has `--queue-bypass`: with the daemon gone,
+//! connections go direct (fail-open). Only handshake segments are queued: SYNs, and the first
+//! packets of intercepted connections bounded by `connbytes` (RFC 8547 §4.6: ENO is needed
+//! until a non-SYN segment has been received), never the data that follows.
+//!
+//! ```text
+//! client (host A)
+//!   mangle OUTPUT    C_MOUT: mark U → CONNMARK U; mark U, first 6 packets → NFQUEUE eno_out;
+//!                            mark U → RETURN; mark S → RETURN; -o lo → RETURN;
+//!                            excluded ports → RETURN; --syn → NFQUEUE app_syn
+//!   mangle PREROUTING C_MPRE: connmark U, first 4 reply packets → NFQUEUE eno_in
+//!   nat OUTPUT       C_NOUT: mark U → RETURN; mark R → REDIRECT client_port
+//!   filter OUTPUT    C_FOUT: mark J → REJECT tcp-reset           (upstream refused)
+//! server (host B)
+//!   raw PREROUTING   S_RPRE: mark S → RETURN; -i lo → RETURN; excluded → RETURN;
+//!                            --syn → NFQUEUE server_syn
+//!   mangle PREROUTING S_MPRE: mark D → CONNMARK D; mark D → TPROXY server_port (lo address);
+//!                            ! --syn, connmark D, packets 2-5 → NFQUEUE eno_in
+//!   mangle OUTPUT    S_MOUT: connmark S → MARK S; mark S → CONNMARK S;
+//!                            connmark D, first 4 reply packets → NFQUEUE eno_out
+//!   filter INPUT     S_FIN:  mark J → REJECT tcp-reset           (mandatory port, no ENO)
+//!   ip rule pref P fwmark S lookup TBL; pref P+1 from 127.0.0.1 (::1) lookup TBL;
+//!   ip route local 0.0.0.0/0 (::/0) dev lo table TBL
+//! ```
+//!
+//! Why S6 (the service is reached at 127.0.0.1/::1 from a transparent socket bound to the
+//! client's address) and not S1 (an alternative local address): S6 needs no address added to
+//! `lo`, so the only host state is the rule set, which the guard removes; the service logs the
+//! real client address either way. A service bound only to a specific non-loopback address is
+//! not reachable this way: the pre-connect is refused and the daemon then passes the SYN
+//! through undiverted (plain TCP, or the kernel's own RST if nothing listens). The `from
+//! 127.0.0.1` rule is what makes IPv4 work (S5 fails without it: the SYN-ACK from 127.0.0.1 to
+//! a non-local address has no route before mangle OUTPUT can reroute it).
+
+use tcpcrypt_sys::rules::{Family, Hook, RuleSet, Table};
+
+use crate::config::Config;
+
+/// One chain of the plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainPlan {
+    /// iptables or ip6tables.
+    pub family: Family,
+    /// Its table.
+    pub table: Table,
+    /// The built-in chain that jumps to it.
+    pub hook: Hook,
+    /// Name after the prefix.
+    pub suffix: &'static str,
+    /// Each rule's arguments after `-A <chain>`.
+    pub rules: Vec<Vec<String>>,
+}
+
+/// The rule set as plain data (tested without root), turned into a [`RuleSet`] to install.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Chains.
+    pub chains: Vec<ChainPlan>,
+    /// `ip rule` entries: family, preference, selector, table.
+    pub ip_rules: Vec<(Family, u32, Vec<String>, u32)>,
+    /// `ip route` entries: family, table, route.
+    pub routes: Vec<(Family, u32, Vec<String>)>,
+}
+
+impl Plan {
+    /// The plan for `config`: client and/or server side, IPv4 and (if enabled) IPv6.
+    pub fn new(config: &Config) -> Self {
+        let mut plan = Self::default();
+        let families: &[Family] = if config.ipv6 {
+            &[Family::V4, Family::V6]
+        } else {
+            &[Family::V4]
+        };
+        for &family in families {
+            if config.client {
+                plan.client(config, family);
+            }
+            if config.server {
+                plan.server(config, family);
+            }
+        }
+        plan
+    }
+
+    /// The installable rule set, chains named `<prefix><suffix>`.
+    pub fn rule_set(&self, prefix: &str) -> RuleSet {
+        let mut set = RuleSet::new(prefix);
+        for c in &self.chains {
+            let chain = set.chain(c.family, c.table, c.hook, c.suffix);
+            for rule in &c.rules {
+                let args: Vec<&str> = rule.iter().map(String::as_str).collect();
+                chain.rule(&args);
+            }
+        }
+        for (family, table, route) in &self.routes {
+            let args: Vec<&str> = route.iter().map(String::as_str).collect();
+            set.route(*family, *table, &args);
+        }
+        for (family, pref, selector, table) in &self.ip_rules {
+            let args: Vec<&str> = selector.iter().map(String::as_str).collect();
+            set.ip_rule(*family, *pref, &args, *table);
+        }
+        set
+    }
+
+    /// The plan as shell commands (for `--print-rules` and the docs).
+    pub fn render(&self, prefix: &str) -> String {
+        let mut out = String::new();
+        for c in &self.chains {
+            let tool = tool(c.family);
+            let table = table_name(c.table);
+            let name = format!("{prefix}{}", c.suffix);
+            out.push_str(&format!("{tool} -t {table} -N {name}\n"));
+            for rule in &c.rules {
+                out.push_str(&format!("{tool} -t {table} -A {name} {}\n", rule.join(" ")));
+            }
+            out.push_str(&format!(
+                "{tool} -t {table} -I {} 1 -j {name}\n",
+                hook_name(c.hook)
+            ));
+        }
+        for (family, table, route) in &self.routes {
+            out.push_str(&format!(
+                "ip {} route add {} table {table}\n",
+                ip_flag(*family),
+                route.join(" ")
+            ));
+        }
+        for (family, pref, selector, table) in &self.ip_rules {
+            out.push_str(&format!(
+                "ip {} rule add pref {pref} {} lookup {table}\n",
+                ip_flag(*family),
+                selector.join(" ")
+            ));
+        }
+        out
+    }
+
+    fn client(&mut self, c: &Config, family: Family) {
+        let m = &c.marks;
+        let q = &c.queues;
+        let mut mout = vec![
+            args(&["-p", "tcp"])
+                .mark(m.upstream)
+                .then(&["-j", "CONNMARK"])
+                .set(m.upstream),
+            args(&["-p", "tcp"])
+                .mark(m.upstream)
+                .connbytes("1:6", "original")
+                .queue(q.eno_out),
+            args(&[]).mark(m.upstream).then(&["-j", "RETURN"]),
+            args(&[]).mark(m.service).then(&["-j", "RETURN"]),
+            args(&["-o", "lo", "-j", "RETURN"]),
+        ];
+        mout.extend(excluded(c));
+        mout.push(args(&["-p", "tcp", "--syn"]).queue(q.app_syn));
+        self.chain(family, Table::Mangle, Hook::Output, "C_MOUT", mout);
+        let mpre = vec![args(&["-p", "tcp"])
+            .connmark(m.upstream)
+            .connbytes("1:4", "reply")
+            .queue(q.eno_in)];
+        self.chain(family, Table::Mangle, Hook::Prerouting, "C_MPRE", mpre);
+        let port = c.client_port.to_string();
+        let nout = vec![
+            args(&[]).mark(m.upstream).then(&["-j", "RETURN"]),
+            args(&["-p", "tcp"])
+                .mark(m.redirect)
+                .then(&["-j", "REDIRECT", "--to-ports", &port]),
+        ];
+        self.chain(family, Table::Nat, Hook::Output, "C_NOUT", nout);
+        let fout = vec![reject(m.reject)];
+        self.chain(family, Table::Filter, Hook::Output, "C_FOUT", fout);
+    }
+
+    fn server(&mut self, c: &Config, family: Family) {
+        let m = &c.marks;
+        let q = &c.queues;
+        let mut rpre = vec![
+            args(&[]).mark(m.service).then(&["-j", "RETURN"]),
+            args(&["-i", "lo", "-j", "RETURN"]),
+        ];
+        rpre.extend(excluded(c));
+        rpre.push(args(&["-p", "tcp", "--syn"]).queue(q.server_syn));
+        self.chain(family, Table::Raw, Hook::Prerouting, "S_RPRE", rpre);
+        let port = c.server_port.to_string();
+        let tproxy_mark = mask(m.tproxy);
+        let mpre = vec![
+            args(&["-p", "tcp"])
+                .mark(m.divert)
+                .then(&["-j", "CONNMARK"])
+                .set(m.divert),
+            args(&["-p", "tcp"]).mark(m.divert).then(&[
+                "-j",
+                "TPROXY",
+                "--on-port",
+                &port,
+                "--on-ip",
+                loopback(family),
+                "--tproxy-mark",
+                &tproxy_mark,
+            ]),
+            args(&["-p", "tcp", "!", "--syn"])
+                .connmark(m.divert)
+                .connbytes("2:5", "original")
+                .queue(q.eno_in),
+        ];
+        self.chain(family, Table::Mangle, Hook::Prerouting, "S_MPRE", mpre);
+        let mout = vec![
+            args(&[])
+                .connmark(m.service)
+                .then(&["-j", "MARK"])
+                .set(m.service),
+            args(&[])
+                .mark(m.service)
+                .then(&["-j", "CONNMARK"])
+                .set(m.service),
+            args(&["-p", "tcp"])
+                .connmark(m.divert)
+                .connbytes("1:4", "reply")
+                .queue(q.eno_out),
+        ];
+        self.chain(family, Table::Mangle, Hook::Output, "S_MOUT", mout);
+        self.chain(
+            family,
+            Table::Filter,
+            Hook::Input,
+            "S_FIN",
+            vec![reject(m.reject)],
+        );
+        let any = match family {
+            Family::V4 => "0.0.0.0/0",
+            Family::V6 => "::/0",
+        };
+        let route = ["local", any, "dev", "lo"].map(str::to_owned).to_vec();
+        self.routes.push((family, c.route_table, route));
+        self.ip_rules.push((
+            family,
+            c.rule_pref,
+            vec!["fwmark".to_owned(), mask(m.service)],
+            c.route_table,
+        ));
+        self.ip_rules.push((
+            family,
+            c.rule_pref + 1,
+            vec!["from".to_owned(), loopback(family).to_owned()],
+            c.route_table,
+        ));
+    }
+
+    fn chain(
+        &mut self,
+        family: Family,
+        table: Table,
+        hook: Hook,
+        suffix: &'static str,
+        rules: Vec<Rule>,
+    ) {
+        self.chains.push(ChainPlan {
+            family,
+            table,
+            hook,
+            suffix,
+            rules: rules.into_iter().map(|r| r.0).collect(),
+        });
+    }
+}
+
+/// A rule under construction.
+struct Rule(Vec<String>);
+
+fn args(a: &[&str]) -> Rule {
+    Rule(a.iter().map(|s| (*s).to_owned()).collect())
+}
+
+impl Rule {
+    fn then(mut self, a: &[&str]) -> Self {
+        self.0.extend(a.iter().map(|s| (*s).to_owned()));
+        self
+    }
+    fn mark(self, m: u32) -> Self {
+        let v = mask(m);
+        self.then(&["-m", "mark", "--mark", &v])
+    }
+    fn connmark(self, m: u32) -> Self {
+        let v = mask(m);
+        self.then(&["-m", "connmark", "--mark", &v])
+    }
+    fn set(self, m: u32) -> Self {
+        let v = mask(m);
+        self.then(&["--set-xmark", &v])
+    }
+    fn connbytes(self, range: &str, dir: &str) -> Self {
+        self.then(&[
+            "-m",
+            "connbytes",
+            "--connbytes",
+            range,
+            "--connbytes-dir",
+            dir,
+            "--connbytes-mode",
+            "packets",
+        ])
+    }
+    fn queue(self, num: u16) -> Self {
+        let n = num.to_string();
+        self.then(&["-j", "NFQUEUE", "--queue-num", &n, "--queue-bypass"])
+    }
+}
+
+fn reject(m: u32) -> Rule {
+    args(&["-p", "tcp"])
+        .mark(m)
+        .then(&["-j", "REJECT", "--reject-with", "tcp-reset"])
+}
+
+fn excluded(c: &Config) -> Vec<Rule> {
+    c.exclude_ports
+        .iptables_args()
+        .iter()
+        .map(|p| args(&["-p", "tcp", "--dport", p, "-j", "RETURN"]))
+        .collect()
+}
+
+fn mask(m: u32) -> String {
+    format!("{m:#x}/{m:#x}")
+}
+
+/// The loopback address the listeners bind (TPROXY `--on-ip`, the S6 source rule).
+pub fn loopback(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "127.0.0.1",
+        Family::V6 => "::1",
+    }
+}
+
+fn tool(f: Family) -> &'static str {
+    match f {
+        Family::V4 => "iptables",
+        Family::V6 => "ip6tables",
+    }
+}
+
+fn ip_flag(f: Family) -> &'static str {
+    match f {
+        Family::V4 => "-4",
+        Family::V6 => "-6",
+    }
+}
+
+fn table_name(t: Table) -> &'static str {
+    match t {
+        Table::Raw => "raw",
+        Table::Mangle => "mangle",
+        Table::Nat => "nat",
+        Table::Filter => "filter",
+    }
+}
+
+fn hook_name(h: Hook) -> &'static str {
+    match h {
+        Hook::Prerouting => "PREROUTING",
+        Hook::Input => "INPUT",
+        Hook::Forward => "FORWARD",
+        Hook::Output => "OUTPUT",
+        Hook::Postrouting => "POSTROUTING",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::config::Cli;
+
+    fn config(args: &[&str]) -> Config {
+        let mut full = vec!["tcpcryptd"];
+        full.extend_from_slice(args);
+        Cli::try_parse_from(full).unwrap().load().unwrap()
+    }
+
+    #[test]
+    fn both_roles_both_families() {
+        let plan = Plan::new(&config(&[]));
+        assert_eq!(plan.chains.len(), 2 * (4 + 4));
+        assert_eq!(plan.ip_rules.len(), 4);
+        assert_eq!(plan.routes.len(), 2);
+        let text = plan.render("T_");
+        for expected in [
+            "iptables -t mangle -A T_C_MOUT -p tcp --syn -j NFQUEUE --queue-num 4750 --queue-bypass",
+            "iptables -t mangle -A T_C_MOUT -p tcp -m mark --mark 0x1/0x1 -m connbytes \
+             --connbytes 1:6 --connbytes-dir original --connbytes-mode packets -j NFQUEUE \
+             --queue-num 4751 --queue-bypass",
+            "iptables -t nat -A T_C_NOUT -p tcp -m mark --mark 0x4/0x4 -j REDIRECT --to-ports 4760",
+            "iptables -t filter -A T_C_FOUT -p tcp -m mark --mark 0x8/0x8 -j REJECT \
+             --reject-with tcp-reset",
+            "iptables -t raw -A T_S_RPRE -p tcp --syn -j NFQUEUE --queue-num 4753 --queue-bypass",
+            "ip6tables -t mangle -A T_S_MPRE -p tcp -m mark --mark 0x10/0x10 -j TPROXY \
+             --on-port 4761 --on-ip ::1 --tproxy-mark 0x20/0x20",
+            "iptables -t mangle -A T_S_MPRE -p tcp ! --syn -m connmark --mark 0x10/0x10 -m \
+             connbytes --connbytes 2:5 --connbytes-dir original --connbytes-mode packets -j \
+             NFQUEUE --queue-num 4752 --queue-bypass",
+            "iptables -t mangle -A T_S_MOUT -m connmark --mark 0x2/0x2 -j MARK --set-xmark 0x2/0x2",
+            "iptables -t filter -I INPUT 1 -j T_S_FIN",
+            "ip -4 rule add pref 100 fwmark 0x2/0x2 lookup 100",
+            "ip -4 rule add pref 101 from 127.0.0.1 lookup 100",
+            "ip -6 rule add pref 101 from ::1 lookup 100",
+            "ip -6 route add local ::/0 dev lo table 100",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
+        // Every queue rule is fail-open, and the excluded ports are skipped before the SYN
+        // queues.
+        for c in &plan.chains {
+            for r in &c.rules {
+                if r.contains(&"NFQUEUE".to_owned()) {
+                    assert!(r.contains(&"--queue-bypass".to_owned()), "{r:?}");
+                }
+            }
+        }
+        let mout = &plan.chains[0];
+        let ssh = mout.rules.iter().position(|r| r.contains(&"22".to_owned()));
+        let syn = mout
+            .rules
+            .iter()
+            .position(|r| r.contains(&"--syn".to_owned()));
+        assert!(ssh.unwrap() < syn.unwrap());
+    }
+
+    #[test]
+    fn roles_families_and_numbers_follow_the_config() {
+        let plan = Plan::new(&config(&[
+            "--server",
+            "false",
+            "--ipv6",
+            "false",
+            "--queue-base",
+            "10",
+            "--marks",
+            "0x100,0x200,0x400,0x800,0x1000,0x2000",
+            "--exclude-ports",
+            "",
+        ]));
+        assert_eq!(plan.chains.len(), 4);
+        assert!(plan.chains.iter().all(|c| c.family == Family::V4));
+        assert!(plan.ip_rules.is_empty() && plan.routes.is_empty());
+        let text = plan.render("X");
+        assert!(text.contains("--queue-num 10 "), "{text}");
+        assert!(text.contains("--mark 0x400/0x400 -j REDIRECT"), "{text}");
+        assert!(!text.contains("--dport"), "{text}");
+        let server = Plan::new(&config(&["--client", "false", "--rule-pref", "300"]));
+        assert!(server.chains.iter().all(|c| c.suffix.starts_with("S_")));
+        assert!(server.render("X").contains("rule add pref 301 from ::1"));
+        assert_eq!(server.rule_set("X").chains().len(), server.chains.len());
+    }
+}
