@@ -6,7 +6,7 @@
 //! side, one per network namespace.
 //!
 //! ```toml
-//! control = "/run/tcpcryptd/control.sock"
+//! control = "/run/tcpcryptd.sock"
 //! chain_prefix = "TCPCRYPT_"
 //! client = true                 # encrypt connections local applications make
 //! server = true                 # encrypt connections made to local services
@@ -405,6 +405,9 @@ pub struct Cli {
     /// Packet marks as "upstream,service,redirect,reject,divert,tproxy" (hex or decimal).
     #[arg(long)]
     pub marks: Option<String>,
+    /// Print the firewall and routing commands the daemon would run, then exit.
+    #[arg(long)]
+    pub print_rules: bool,
 }
 
 /// The TOML file: the same keys as the flags (marks as a table).
@@ -432,7 +435,7 @@ struct FileConfig {
 }
 
 /// Defaults.
-const DEFAULT_CONTROL: &str = "/run/tcpcryptd/control.sock";
+const DEFAULT_CONTROL: &str = tcpcrypt_control::DEFAULT_CONTROL_PATH;
 const DEFAULT_PREFIX: &str = "TCPCRYPT_";
 const DEFAULT_QUEUE_BASE: u16 = 4750;
 const DEFAULT_CLIENT_PORT: u16 = 4760;

@@ -19,5 +19,8 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod pump;
 pub mod rules;
 pub mod syn;

@@ -1,0 +1,719 @@
+//! The daemon: start-up checks, the NFQUEUE tasks (SYN path), the listeners and connection
+//! tasks (stream path), the control socket, and clean shutdown on SIGINT/SIGTERM.
+//!
+//! ```text
+//!  tokio runtime (a few worker threads, no thread per connection)
+//!   ├─ queue task × 4 (app_syn, eno_out, eno_in, server_syn): AsyncFd readiness → recv_batch →
+//!   │     SynPath (pure, behind a mutex) → verdict; held SYNs spawn a pre-connect task that
+//!   │     sends the verdict (redirect / reject / divert / plain) when the connect is decided
+//!   ├─ client listener(s) 127.0.0.1 / ::1 (REDIRECT): accept → match the pre-connected upstream
+//!   │     by (app address, SO_ORIGINAL_DST) → connection task
+//!   ├─ server listener(s) 127.0.0.1 / ::1 (TPROXY, transparent): accept → match the pre-connected
+//!   │     service socket by (getsockname, peer) → connection task
+//!   ├─ connection task per connection: wait for the ENO outcome → Session pump or plain relay
+//!   ├─ control socket task
+//!   └─ main: waits for SIGINT/SIGTERM, then removes the rules (the guard also does on panic)
+//! ```
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsFd;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use tcpcrypt_control::{Direction, SessionState};
+use tcpcrypt_crypto::OsRng;
+use tcpcrypt_proto::crypto::CryptoProvider;
+use tcpcrypt_proto::session::{Event, Session, SessionConfig};
+use tcpcrypt_sys::nfqueue::{NfqError, Packet, Queue, QueueConfig, Verdict};
+use tcpcrypt_sys::sockopt;
+use tokio::io::unix::AsyncFd;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::oneshot;
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+use crate::control::{ControlHandler, Registry, Row};
+use crate::pump::{self, SharedTraffic};
+use crate::rules::Plan;
+use crate::syn::{AppSyn, ConnKey, Decision, Limits, Outcome, ServerSyn, SynPath};
+
+/// How long a connection task waits for its ENO outcome after accept.
+const OUTCOME_TIMEOUT: Duration = Duration::from_secs(3);
+/// Packets taken from a queue per wakeup.
+const BATCH: usize = 64;
+
+/// Why the daemon could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// Not root / no CAP_NET_ADMIN.
+    #[error("tcpcryptd needs root (CAP_NET_ADMIN): {0}")]
+    Privileges(#[from] tcpcrypt_sys::caps::CapsError),
+    /// A listener port is taken or cannot be bound.
+    #[error("bind listener {addr}: {source} (choose another with --client-port/--server-port)")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// An NFQUEUE queue could not be opened.
+    #[error(
+        "open NFQUEUE queue {queue}: {source} (is another daemon using it? choose --queue-base; \
+         kernel module nfnetlink_queue loaded?)"
+    )]
+    Queue {
+        /// The queue number.
+        queue: u16,
+        /// The netlink error.
+        #[source]
+        source: NfqError,
+    },
+    /// The rules could not be installed (iptables missing, NFQUEUE unavailable, ...).
+    #[error("install firewall rules: {0}")]
+    Rules(#[from] tcpcrypt_sys::rules::RulesError),
+    /// The control socket could not be bound.
+    #[error("control socket: {0}")]
+    Control(#[from] tcpcrypt_control::server::BindError),
+    /// Another start-up step failed.
+    #[error("{op}: {source}")]
+    Io {
+        /// The operation.
+        op: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_err(op: &'static str) -> impl FnOnce(io::Error) -> DaemonError {
+    move |source| DaemonError::Io { op, source }
+}
+
+/// The SYN path plus the connection tasks waiting for outcomes.
+struct SynState {
+    path: SynPath,
+    waiters: HashMap<ConnKey, oneshot::Sender<Outcome>>,
+}
+
+/// What every task shares.
+struct Shared {
+    config: Config,
+    syn: Mutex<SynState>,
+    /// Client side: pre-connected upstream sockets by (app address, original destination).
+    upstreams: Mutex<HashMap<ConnKey, (TcpStream, Instant)>>,
+    /// Server side: pre-connected service sockets by (original destination, client address).
+    services: Mutex<HashMap<ConnKey, (TcpStream, Instant)>>,
+    registry: Arc<Registry>,
+    provider: Arc<dyn CryptoProvider>,
+    session_config: Arc<SessionConfig>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Which queue a task serves.
+#[derive(Clone, Copy, Debug)]
+enum QueueKind {
+    AppSyn,
+    EnoOut,
+    EnoIn,
+    ServerSyn,
+}
+
+/// Runs the daemon until SIGINT or SIGTERM.
+///
+/// # Errors
+/// [`DaemonError`] naming the start-up step that failed.
+pub async fn run(config: Config) -> Result<(), DaemonError> {
+    tcpcrypt_sys::caps::require_net_admin()?;
+    let families = if config.ipv6 {
+        vec![
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ]
+    } else {
+        vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]
+    };
+    let mut client_listeners = Vec::new();
+    let mut server_listeners = Vec::new();
+    for &ip in &families {
+        if config.client {
+            client_listeners.push(listen(SocketAddr::new(ip, config.client_port), false)?);
+        }
+        if config.server {
+            server_listeners.push(listen(SocketAddr::new(ip, config.server_port), true)?);
+        }
+    }
+    let mut queues = Vec::new();
+    let q = config.queues;
+    if config.client {
+        queues.push((QueueKind::AppSyn, open_queue(q.app_syn)?));
+    }
+    queues.push((QueueKind::EnoOut, open_queue(q.eno_out)?));
+    queues.push((QueueKind::EnoIn, open_queue(q.eno_in)?));
+    if config.server {
+        queues.push((QueueKind::ServerSyn, open_queue(q.server_syn)?));
+    }
+    let plan = Plan::new(&config);
+    let rules = plan.rule_set(&config.chain_prefix).install()?;
+    info!(
+        "rules installed:\n{}",
+        plan.render(&config.chain_prefix).trim_end()
+    );
+
+    // Bound last: a client that can connect to it finds the daemon ready.
+    let control = tcpcrypt_control::server::bind(
+        &config.control,
+        tcpcrypt_control::server::DEFAULT_SOCKET_MODE,
+    )?;
+    control
+        .set_nonblocking(true)
+        .map_err(io_err("set the control socket non-blocking"))?;
+    let control = tokio::net::UnixListener::from_std(control)
+        .map_err(io_err("register the control socket"))?;
+    let registry = Arc::new(Registry::new(config.clone()));
+    let shared = Arc::new(Shared {
+        syn: Mutex::new(SynState {
+            path: SynPath::new(
+                config.eno_config(),
+                Box::new(config.clone()),
+                Limits::default(),
+                Box::new(OsRng),
+            ),
+            waiters: HashMap::new(),
+        }),
+        upstreams: Mutex::new(HashMap::new()),
+        services: Mutex::new(HashMap::new()),
+        registry: registry.clone(),
+        provider: Arc::new(*tcpcrypt_crypto::default_provider()),
+        session_config: Arc::new(config.session_config()),
+        config: config.clone(),
+    });
+    for (kind, queue) in queues {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve_queue(shared, kind, queue).await {
+                warn!("queue {kind:?} stopped: {e}");
+            }
+        });
+    }
+    for l in client_listeners {
+        tokio::spawn(accept_loop(shared.clone(), l, Direction::Outgoing));
+    }
+    for l in server_listeners {
+        tokio::spawn(accept_loop(shared.clone(), l, Direction::Incoming));
+    }
+    tokio::spawn(tcpcrypt_control::server::serve_async(
+        control,
+        Arc::new(ControlHandler(registry)),
+    ));
+    tokio::spawn(housekeeping(shared.clone()));
+    info!(
+        "tcpcryptd running (client: {}, server: {}, control: {})",
+        config.client,
+        config.server,
+        config.control.display()
+    );
+    wait_for_signal().await?;
+    info!("stopping: removing rules");
+    let removed = rules.remove();
+    let _ = std::fs::remove_file(&config.control);
+    removed?;
+    Ok(())
+}
+
+async fn wait_for_signal() -> Result<(), DaemonError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(io_err("install SIGTERM handler"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(io_err("install SIGINT handler"))?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+fn listen(addr: SocketAddr, transparent: bool) -> Result<TcpListener, DaemonError> {
+    let err = |source| DaemonError::Listen { addr, source };
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4(),
+        SocketAddr::V6(_) => TcpSocket::new_v6(),
+    }
+    .map_err(err)?;
+    if transparent {
+        sockopt::set_transparent(&socket, true)
+            .map_err(|e| err(io::Error::other(e.to_string())))?;
+    }
+    socket.bind(addr).map_err(err)?;
+    socket.listen(1024).map_err(err)
+}
+
+fn open_queue(queue: u16) -> Result<Queue, DaemonError> {
+    Queue::open(&QueueConfig::new(queue)).map_err(|source| DaemonError::Queue { queue, source })
+}
+
+/// Drops pre-connected sockets nobody claimed and expired SYN-path entries.
+async fn housekeeping(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        let fresh = |t: &Instant| now.saturating_duration_since(*t) < Duration::from_secs(30);
+        lock(&shared.upstreams).retain(|_, (_, t)| fresh(t));
+        lock(&shared.services).retain(|_, (_, t)| fresh(t));
+        lock(&shared.syn).path.expire(now);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The SYN path: queue tasks
+
+type SharedQueue = Arc<Mutex<Queue>>;
+
+async fn serve_queue(shared: Arc<Shared>, kind: QueueKind, queue: Queue) -> io::Result<()> {
+    // A dup of the queue's socket, owned by the AsyncFd: nothing else can close it while it
+    // is registered, which is the I/O-safety condition behind `new`'s deprecation.
+    #[allow(deprecated)]
+    let fd = AsyncFd::with_interest(
+        queue.as_fd().try_clone_to_owned()?,
+        tokio::io::Interest::READABLE,
+    )?;
+    let queue: SharedQueue = Arc::new(Mutex::new(queue));
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let mut guard = fd.readable().await?;
+        batch.clear();
+        let got = lock(&queue).recv_batch(&mut batch, BATCH);
+        match got {
+            Ok(n) if n < BATCH => guard.clear_ready(),
+            Ok(_) => {}
+            Err(e) => warn!("queue {kind:?}: {e}"),
+        }
+        for packet in batch.drain(..) {
+            handle_packet(&shared, &queue, kind, packet);
+        }
+    }
+}
+
+fn send_verdict(queue: &SharedQueue, id: u32, verdict: Verdict<'_>) {
+    if let Err(e) = lock(queue).verdict(id, verdict) {
+        warn!("verdict for packet {id}: {e}");
+    }
+}
+
+fn decision_verdict(queue: &SharedQueue, id: u32, decision: &Decision) {
+    let verdict = match decision {
+        Decision::Accept => Verdict::ACCEPT,
+        Decision::Replace(bytes) => Verdict::accept_with_payload(bytes),
+        Decision::Drop => Verdict::Drop,
+    };
+    send_verdict(queue, id, verdict);
+}
+
+fn handle_packet(shared: &Arc<Shared>, queue: &SharedQueue, kind: QueueKind, packet: Packet) {
+    let now = Instant::now();
+    match kind {
+        QueueKind::EnoOut | QueueKind::EnoIn => {
+            let (decision, outcome) = {
+                let mut st = lock(&shared.syn);
+                let (decision, ready) = match kind {
+                    QueueKind::EnoOut => st.path.on_outbound(&packet.payload, now),
+                    _ => st.path.on_inbound(&packet.payload, now),
+                };
+                (decision, ready.map(|key| deliver(&mut st, key)))
+            };
+            decision_verdict(queue, packet.id, &decision);
+            drop(outcome);
+        }
+        QueueKind::AppSyn => {
+            let d = lock(&shared.syn).path.on_app_syn(&packet.payload, now);
+            match d {
+                AppSyn::Pass => send_verdict(queue, packet.id, Verdict::ACCEPT),
+                AppSyn::Duplicate => send_verdict(queue, packet.id, Verdict::Drop),
+                AppSyn::Repeat(mark) => send_verdict(queue, packet.id, mark_verdict(mark)),
+                AppSyn::Hold(key) => {
+                    let (shared, queue) = (shared.clone(), queue.clone());
+                    tokio::spawn(async move { hold_app_syn(shared, queue, packet.id, key).await });
+                }
+            }
+        }
+        QueueKind::ServerSyn => {
+            let d = lock(&shared.syn).path.on_server_syn(&packet.payload, now);
+            match d {
+                ServerSyn::Pass => send_verdict(queue, packet.id, Verdict::ACCEPT),
+                ServerSyn::Refuse => {
+                    let mark = shared.config.marks.reject;
+                    send_verdict(queue, packet.id, Verdict::accept_with_mark(mark));
+                }
+                ServerSyn::Duplicate => send_verdict(queue, packet.id, Verdict::Drop),
+                ServerSyn::Repeat(mark) => send_verdict(queue, packet.id, mark_verdict(mark)),
+                ServerSyn::Divert { key, replace } => {
+                    let (shared, queue) = (shared.clone(), queue.clone());
+                    tokio::spawn(async move {
+                        hold_server_syn(shared, queue, packet.id, key, replace).await;
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn mark_verdict(mark: Option<u32>) -> Verdict<'static> {
+    match mark {
+        Some(m) => Verdict::accept_with_mark(m),
+        None => Verdict::ACCEPT,
+    }
+}
+
+/// Hands a fresh outcome to the connection task waiting for it (or leaves it for later).
+/// Returns what could not be delivered so it is dropped outside the lock.
+fn deliver(st: &mut SynState, key: ConnKey) -> Option<Outcome> {
+    let tx = st.waiters.remove(&key)?;
+    let outcome = st.path.take_outcome(&key)?;
+    tx.send(outcome).err()
+}
+
+/// Client side: pre-connect upstream, then release the application's SYN (recipe 1b).
+async fn hold_app_syn(shared: Arc<Shared>, queue: SharedQueue, id: u32, key: ConnKey) {
+    let marks = shared.config.marks;
+    let result = preconnect_upstream(&shared, key.remote).await;
+    let mark = match result {
+        Ok(stream) => {
+            lock(&shared.upstreams).insert(key, (stream, Instant::now()));
+            Some(marks.redirect)
+        }
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            debug!("{} refused: rejecting the application's SYN", key.remote);
+            Some(marks.reject)
+        }
+        Err(e) => {
+            // A policy choice: the application goes direct (plain) on other failures.
+            info!(
+                "pre-connect to {} failed ({e}); letting it go direct",
+                key.remote
+            );
+            None
+        }
+    };
+    lock(&shared.syn)
+        .path
+        .decide(key, mark, false, Instant::now());
+    send_verdict(&queue, id, mark_verdict(mark));
+}
+
+async fn preconnect_upstream(shared: &Shared, dst: SocketAddr) -> io::Result<TcpStream> {
+    let socket = match dst {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    sockopt::set_mark(&socket, shared.config.marks.upstream).map_err(io::Error::other)?;
+    connect_within(socket, dst, shared.config.connect_timeout).await
+}
+
+async fn connect_within(
+    socket: TcpSocket,
+    dst: SocketAddr,
+    limit: Duration,
+) -> io::Result<TcpStream> {
+    match tokio::time::timeout(limit, socket.connect(dst)).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
+    }
+}
+
+/// Server side: pre-connect to the local service as the client (recipe 2b, variant S6), then
+/// divert the SYN to the TPROXY listener (2a); refused or failed: pass it undiverted, and the
+/// kernel answers (its RST if nothing listens, 2c).
+async fn hold_server_syn(
+    shared: Arc<Shared>,
+    queue: SharedQueue,
+    id: u32,
+    key: ConnKey,
+    replace: Option<Vec<u8>>,
+) {
+    let marks = shared.config.marks;
+    match preconnect_service(&shared, key).await {
+        Ok(stream) => {
+            lock(&shared.services).insert(key, (stream, Instant::now()));
+            lock(&shared.syn)
+                .path
+                .decide(key, Some(marks.divert), true, Instant::now());
+            let verdict = Verdict::Accept {
+                mark: Some(marks.divert),
+                payload: replace.as_deref(),
+            };
+            send_verdict(&queue, id, verdict);
+        }
+        Err(e) => {
+            debug!(
+                "pre-connect to the service on port {}: {e}; not diverting",
+                key.local.port()
+            );
+            lock(&shared.syn)
+                .path
+                .decide(key, None, false, Instant::now());
+            send_verdict(&queue, id, Verdict::ACCEPT);
+        }
+    }
+}
+
+async fn preconnect_service(shared: &Shared, key: ConnKey) -> io::Result<TcpStream> {
+    let service = match key.local {
+        SocketAddr::V4(_) => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), key.local.port()),
+        SocketAddr::V6(_) => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), key.local.port()),
+    };
+    let make = || -> io::Result<TcpSocket> {
+        let socket = match key.remote {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        sockopt::set_transparent(&socket, true).map_err(io::Error::other)?;
+        sockopt::set_mark(&socket, shared.config.marks.service).map_err(io::Error::other)?;
+        socket.set_reuseaddr(true)?;
+        Ok(socket)
+    };
+    let socket = make()?;
+    let socket = match socket.bind(key.remote) {
+        Ok(()) => socket,
+        Err(e) => {
+            // TIME_WAIT or a live tuple on the client's port: any port of the client's address.
+            debug!("bind {}: {e}; using another port", key.remote);
+            let socket = make()?;
+            socket.bind(SocketAddr::new(key.remote.ip(), 0))?;
+            socket
+        }
+    };
+    connect_within(socket, service, shared.config.connect_timeout).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// The stream path: listeners and connection tasks
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, direction: Direction) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = take_connection(shared, stream, peer, direction).await {
+                        info!("connection from {peer}: {e}");
+                    }
+                });
+            }
+            Err(e) => {
+                warn!("accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// The two sockets of one proxied connection, and how the application sees it.
+struct Pair {
+    /// Plaintext side: the application (client side) or the service socket (server side).
+    app: TcpStream,
+    /// Ciphertext side: the upstream (client side) or the diverted connection (server side).
+    net: TcpStream,
+    /// The network connection's key in the SYN path.
+    key: ConnKey,
+    /// The application's (local, remote) view.
+    view: (SocketAddr, SocketAddr),
+}
+
+async fn take_connection(
+    shared: Arc<Shared>,
+    accepted: TcpStream,
+    peer: SocketAddr,
+    direction: Direction,
+) -> Result<(), String> {
+    let found = match direction {
+        Direction::Outgoing => {
+            let orig = sockopt::original_dst(&accepted).map_err(|e| e.to_string())?;
+            let key = ConnKey {
+                local: canonical(peer),
+                remote: canonical(orig),
+            };
+            lock(&shared.upstreams).remove(&key).map(|(net, _)| {
+                let net_key = stream_key(&net);
+                Pair {
+                    app: accepted,
+                    net,
+                    key: net_key,
+                    view: (peer, orig),
+                }
+            })
+        }
+        _ => {
+            let local = accepted.local_addr().map_err(|e| e.to_string())?;
+            let key = ConnKey {
+                local: canonical(local),
+                remote: canonical(peer),
+            };
+            lock(&shared.services).remove(&key).map(|(app, _)| {
+                let view = (
+                    app.peer_addr().unwrap_or(local),
+                    app.local_addr().unwrap_or(peer),
+                );
+                Pair {
+                    app,
+                    net: accepted,
+                    key,
+                    view,
+                }
+            })
+        }
+    };
+    let Some(pair) = found else {
+        return Err("no pre-connected socket for it; reset".to_owned());
+    };
+    serve_pair(shared, pair, direction).await;
+    Ok(())
+}
+
+fn canonical(a: SocketAddr) -> SocketAddr {
+    SocketAddr::new(a.ip().to_canonical(), a.port())
+}
+
+fn stream_key(s: &TcpStream) -> ConnKey {
+    let unspecified = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0);
+    ConnKey {
+        local: canonical(s.local_addr().unwrap_or(unspecified)),
+        remote: canonical(s.peer_addr().unwrap_or(unspecified)),
+    }
+}
+
+/// Waits for the negotiation of `key` to end.
+async fn outcome(shared: &Shared, key: ConnKey) -> Result<Outcome, String> {
+    let rx = {
+        let mut st = lock(&shared.syn);
+        if let Some(o) = st.path.take_outcome(&key) {
+            return Ok(o);
+        }
+        let (tx, rx) = oneshot::channel();
+        st.waiters.insert(key, tx);
+        rx
+    };
+    match tokio::time::timeout(OUTCOME_TIMEOUT, rx).await {
+        Ok(Ok(o)) => Ok(o),
+        _ => {
+            let mut st = lock(&shared.syn);
+            st.waiters.remove(&key);
+            st.path.forget(&key);
+            Err("no ENO outcome (handshake segments not seen)".to_owned())
+        }
+    }
+}
+
+async fn serve_pair(shared: Arc<Shared>, pair: Pair, direction: Direction) {
+    let traffic = SharedTraffic::default();
+    let row = shared.registry.add(Row {
+        local: pair.view.0,
+        remote: pair.view.1,
+        direction,
+        state: SessionState::Handshake,
+        role: None,
+        tep: None,
+        aead: None,
+        session_id: None,
+        resumed: false,
+        fallback_reason: None,
+        traffic: traffic.clone(),
+        started: Instant::now(),
+    });
+    let port = match direction {
+        Direction::Outgoing => pair.key.remote.port(),
+        _ => pair.key.local.port(),
+    };
+    let mandatory = shared.config.mandatory_ports.contains(port);
+    let negotiated = match outcome(&shared, pair.key).await {
+        Ok(Outcome::Enabled(n)) => Ok(n),
+        Ok(Outcome::Plain(reason)) => Err(reason.to_string()),
+        Err(why) => Err(why),
+    };
+    let error = match negotiated {
+        Err(reason) => {
+            shared.registry.count(false, false, Some(&reason));
+            shared.registry.update(row, |r| {
+                r.state = SessionState::Plain;
+                r.fallback_reason = Some(reason.clone());
+            });
+            if mandatory {
+                info!(
+                    "{:?}: ENO failed on mandatory port {port} ({reason}); reset",
+                    pair.view
+                );
+                pump::abort(pair.app, pair.net);
+            } else {
+                debug!("{:?}: plain ({reason})", pair.view);
+                let _ = pump::relay_plain(pair.app, pair.net, &traffic).await;
+            }
+            None
+        }
+        Ok(negotiated) => run_session(&shared, pair, negotiated, row, &traffic).await,
+    };
+    shared.registry.finish(row, error.as_ref());
+}
+
+async fn run_session(
+    shared: &Shared,
+    pair: Pair,
+    negotiated: tcpcrypt_proto::Negotiated,
+    row: u64,
+    traffic: &SharedTraffic,
+) -> Option<tcpcrypt_proto::Error> {
+    let (role, tep) = (negotiated.role, negotiated.tep);
+    shared.registry.update(row, |r| {
+        r.role = Some(role);
+        r.tep = Some(tep);
+    });
+    let mut session = match Session::new(
+        negotiated,
+        shared.session_config.clone(),
+        shared.provider.clone(),
+        &mut OsRng,
+        Instant::now(),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!("start session: {e}");
+            pump::abort(pair.app, pair.net);
+            return Some(e);
+        }
+    };
+    let peer = pair.key.remote.ip();
+    let mut on_event = |event: Event| match event {
+        Event::Established {
+            session_id,
+            aead,
+            resumed,
+        } => {
+            shared.registry.count(true, resumed, None);
+            shared.registry.update(row, |r| {
+                r.state = SessionState::Established;
+                r.session_id = Some(session_id);
+                r.aead = Some(aead);
+                r.resumed = resumed;
+            });
+        }
+        Event::ResumableSecret(secret) => {
+            lock(&shared.syn)
+                .path
+                .cache_secret(peer, secret, Instant::now());
+        }
+        _ => {}
+    };
+    let result =
+        pump::pump_session(&mut session, &pair.app, &pair.net, traffic, &mut on_event).await;
+    match result {
+        Ok(()) => None,
+        Err(e) => {
+            debug!("{:?}: {e}; reset", pair.view);
+            pump::abort(pair.app, pair.net);
+            Some(session.error().unwrap_or(tcpcrypt_proto::Error::Reset))
+        }
+    }
+}

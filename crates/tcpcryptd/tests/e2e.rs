@@ -1,0 +1,324 @@
+//! End to end, as root: two network namespaces joined by a veth pair, a `tcpcryptd` process in
+//! each (own control socket), an echo service in B and a client in A; IPv4 and IPv6. Checks
+//! the data, equal session IDs on both ends, no plaintext canary on the wire, fallback against
+//! a host without the daemon (both directions), and ECONNREFUSED for a closed port.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use tcpcrypt_control::{Client, Request, Response, SessionState};
+use tcpcrypt_sys::netns::NetNs;
+
+const PORT: u16 = 8080;
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Two namespaces A (10.77.0.1, fd77::1) and B (10.77.0.2, fd77::2) on a veth pair.
+struct Net {
+    a: NetNs,
+    b: NetNs,
+    dir: PathBuf,
+}
+
+impl Net {
+    fn new() -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let a = common::netns("tcd-a");
+        let b = common::netns("tcd-b");
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let (va, vb) = (
+            format!("tca{n}p{}", std::process::id() % 10000),
+            format!("tcb{n}p{}", std::process::id() % 10000),
+        );
+        let ip = |args: &[&str]| common::sh(&[&["ip"][..], args].concat());
+        ip(&[
+            "link",
+            "add",
+            &va,
+            "netns",
+            a.name(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &vb,
+            "netns",
+            b.name(),
+        ]);
+        for (ns, dev, v4, v6) in [
+            (&a, &va, "10.77.0.1/24", "fd77::1/64"),
+            (&b, &vb, "10.77.0.2/24", "fd77::2/64"),
+        ] {
+            ip(&["-n", ns.name(), "addr", "add", v4, "dev", dev]);
+            ip(&["-n", ns.name(), "addr", "add", v6, "dev", dev, "nodad"]);
+            ip(&["-n", ns.name(), "link", "set", dev, "up"]);
+        }
+        let dir = std::env::temp_dir().join(format!("tcpcryptd-e2e-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self { a, b, dir }
+    }
+
+    fn daemon(&self, ns: &NetNs, name: &str) -> (Proc, PathBuf) {
+        let control = self.dir.join(format!("{name}.sock"));
+        let log = std::fs::File::create(self.dir.join(format!("{name}.log"))).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns.name(), env!("CARGO_BIN_EXE_tcpcryptd")])
+            .arg("--control")
+            .arg(&control)
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start tcpcryptd");
+        let proc = Proc(child);
+        let deadline = Instant::now() + TIMEOUT;
+        while Client::connect(&control).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "tcpcryptd {name} did not start: {}",
+                self.log(name)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (proc, control)
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    /// An echo service on B: echoes every read, shuts down its write side at EOF.
+    fn echo_service(&self) {
+        let listener = self
+            .b
+            .run(|| TcpListener::bind(("::", PORT)).expect("bind the service"))
+            .unwrap();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    loop {
+                        match conn.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                if conn.write_all(&buf[..n]).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                    let _ = conn.shutdown(Shutdown::Write);
+                });
+            }
+        });
+    }
+
+    fn connect(&self, dst: SocketAddr) -> std::io::Result<TcpStream> {
+        self.a
+            .run(move || TcpStream::connect_timeout(&dst, TIMEOUT))
+            .unwrap()
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// tcpdump on A's veth, stopped when dropped.
+fn capture(net: &Net, file: &Path) -> Proc {
+    let dev = common::sh(&[
+        "ip",
+        "-n",
+        net.a.name(),
+        "-o",
+        "link",
+        "show",
+        "type",
+        "veth",
+    ]);
+    let dev = dev
+        .split(':')
+        .nth(1)
+        .unwrap()
+        .trim()
+        .split('@')
+        .next()
+        .unwrap()
+        .to_owned();
+    let child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            net.a.name(),
+            "tcpdump",
+            "-U",
+            "-s",
+            "0",
+            "-i",
+            &dev,
+            "-w",
+        ])
+        .arg(file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tcpdump (apt-get install tcpdump)");
+    std::thread::sleep(Duration::from_millis(500));
+    Proc(child)
+}
+
+fn exchange(stream: &mut TcpStream, data: &[u8]) {
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    stream.write_all(data).unwrap();
+    let mut got = vec![0u8; data.len()];
+    stream.read_exact(&mut got).expect("read the echo");
+    assert_eq!(got, data);
+}
+
+fn finish(mut stream: TcpStream) {
+    stream.shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).expect("clean end of stream");
+    assert!(rest.is_empty());
+}
+
+fn sessions(control: &Path) -> Vec<tcpcrypt_control::SessionInfo> {
+    match Client::connect(control)
+        .unwrap()
+        .request(&Request::Sessions)
+        .unwrap()
+    {
+        Response::Sessions(rows) => rows,
+        other => panic!("sessions: {other:?}"),
+    }
+}
+
+fn encrypted_roundtrip(v6: bool) {
+    let net = Net::new();
+    net.echo_service();
+    let (_da, ca) = net.daemon(&net.a, "a");
+    let (_db, cb) = net.daemon(&net.b, "b");
+    let pcap = net.dir.join("wire.pcap");
+    let dump = capture(&net, &pcap);
+    let dst: SocketAddr = if v6 {
+        "[fd77::2]:8080"
+    } else {
+        "10.77.0.2:8080"
+    }
+    .parse()
+    .unwrap();
+    let mut s = net.connect(dst).expect("connect through both daemons");
+    let canary = b"CANARY-tcpcrypt-plaintext-must-not-appear-0123456789".repeat(50);
+    exchange(&mut s, &canary);
+    // A bulk transfer, both ways at once.
+    let bulk: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+    exchange(&mut s, &bulk);
+    // The application's view of its connection on A, and the service's on B.
+    let (local, remote) = (s.local_addr().unwrap(), s.peer_addr().unwrap());
+    let id_a = match Client::connect(&ca)
+        .unwrap()
+        .request(&Request::SessionId { local, remote })
+        .unwrap()
+    {
+        Response::SessionId(r) => r.session_id,
+        other => panic!("session_id on A: {other:?}\n{}", net.log("a")),
+    };
+    let rows_b = sessions(&cb);
+    assert!(
+        rows_b
+            .iter()
+            .any(|r| r.session_id == Some(id_a) && r.state == SessionState::Established),
+        "B shows the same session ID: {rows_b:?}"
+    );
+    let rows_a = sessions(&ca);
+    assert_eq!(rows_a.len(), 1, "{rows_a:?}");
+    assert!(rows_a[0].tep.is_some() && rows_a[0].aead.is_some());
+    finish(s);
+    std::thread::sleep(Duration::from_millis(300));
+    drop(dump);
+    let wire = std::fs::read(&pcap).expect("read the capture");
+    assert!(wire.len() > 10_000, "the capture saw the transfer");
+    assert!(
+        !wire.windows(20).any(|w| w == &canary[..20]),
+        "plaintext canary on the wire"
+    );
+}
+
+#[test]
+fn encrypted_end_to_end_v4() {
+    encrypted_roundtrip(false);
+}
+
+#[test]
+fn encrypted_end_to_end_v6() {
+    encrypted_roundtrip(true);
+}
+
+fn plain_roundtrip(daemon_on_a: bool) {
+    let net = Net::new();
+    net.echo_service();
+    let (name, ns) = if daemon_on_a {
+        ("a", &net.a)
+    } else {
+        ("b", &net.b)
+    };
+    let (_d, control) = net.daemon(ns, name);
+    for dst in ["10.77.0.2:8080", "[fd77::2]:8080"] {
+        let mut s = net.connect(dst.parse().unwrap()).expect("connect");
+        exchange(&mut s, b"hello over plain TCP");
+        // The daemon's side relays it in plain (client side) or is not in the path at all.
+        if daemon_on_a {
+            let rows = sessions(&control);
+            assert!(
+                rows.iter().all(|r| r.state == SessionState::Plain),
+                "{rows:?}"
+            );
+            assert_eq!(rows.len(), 1, "{rows:?}\n{}", net.log(name));
+        } else {
+            assert!(sessions(&control).is_empty());
+        }
+        finish(s);
+    }
+}
+
+#[test]
+fn fallback_when_only_the_client_runs_the_daemon() {
+    plain_roundtrip(true);
+}
+
+#[test]
+fn fallback_when_only_the_server_runs_the_daemon() {
+    plain_roundtrip(false);
+}
+
+#[test]
+fn closed_port_is_refused_through_both_daemons() {
+    let net = Net::new();
+    let (_da, _) = net.daemon(&net.a, "a");
+    let (_db, _) = net.daemon(&net.b, "b");
+    for dst in ["10.77.0.2:8081", "[fd77::2]:8081"] {
+        let err = net
+            .connect(dst.parse().unwrap())
+            .expect_err("nothing listens");
+        assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{dst}: {err}");
+    }
+}
