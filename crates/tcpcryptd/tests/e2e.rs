@@ -322,3 +322,50 @@ fn closed_port_is_refused_through_both_daemons() {
         assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{dst}: {err}");
     }
 }
+
+#[test]
+fn sigterm_removes_every_rule_and_a_taken_port_is_refused() {
+    let net = Net::new();
+    let before = net.a.run(common::snapshot).unwrap();
+    let (mut daemon, _) = net.daemon(&net.a, "a");
+    let during = net.a.run(common::snapshot).unwrap();
+    assert!(during.contains("TCPCRYPT_C_MOUT"), "{during}");
+    // A second daemon with the same listener ports must refuse to start, clearly.
+    let second = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            net.a.name(),
+            env!("CARGO_BIN_EXE_tcpcryptd"),
+        ])
+        .args([
+            "--control",
+            "/nonexistent/never.sock",
+            "--queue-base",
+            "5000",
+        ])
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let msg = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        msg.contains("bind listener") && msg.contains("--client-port"),
+        "{msg}"
+    );
+    assert_eq!(
+        net.a.run(common::snapshot).unwrap(),
+        during,
+        "the refused daemon changed nothing"
+    );
+    common::sh(&["kill", "-TERM", &daemon.0.id().to_string()]);
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = daemon.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "tcpcryptd ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{}", net.log("a"));
+    assert_eq!(net.a.run(common::snapshot).unwrap(), before);
+}
