@@ -74,12 +74,17 @@ impl Net {
     }
 
     fn daemon(&self, ns: &NetNs, name: &str) -> (Proc, PathBuf) {
+        self.daemon_with(ns, name, &[])
+    }
+
+    fn daemon_with(&self, ns: &NetNs, name: &str, args: &[&str]) -> (Proc, PathBuf) {
         let control = self.dir.join(format!("{name}.sock"));
         let log = std::fs::File::create(self.dir.join(format!("{name}.log"))).unwrap();
         let child = Command::new("ip")
             .args(["netns", "exec", ns.name(), env!("CARGO_BIN_EXE_tcpcryptd")])
             .arg("--control")
             .arg(&control)
+            .args(args)
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -368,4 +373,54 @@ fn sigterm_removes_every_rule_and_a_taken_port_is_refused() {
     };
     assert!(status.success(), "{}", net.log("a"));
     assert_eq!(net.a.run(common::snapshot).unwrap(), before);
+}
+
+fn expect_reset(s: &mut TcpStream, what: &str) {
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut buf = [0u8; 64];
+    match s.read(&mut buf) {
+        Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{what}: {e}"),
+        Ok(n) => panic!("{what}: read {n} bytes instead of a reset (never a clean EOF)"),
+    }
+}
+
+#[test]
+fn a_reset_by_the_service_reaches_the_application_as_a_reset() {
+    let net = Net::new();
+    let listener = net
+        .b
+        .run(|| TcpListener::bind(("::", 8082)).expect("bind"))
+        .unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut buf = [0u8; 5];
+            let _ = conn.read_exact(&mut buf);
+            tcpcrypt_sys::sockopt::set_linger_zero(&conn).unwrap();
+        }
+    });
+    let (_da, _) = net.daemon(&net.a, "a");
+    let (_db, _) = net.daemon(&net.b, "b");
+    for dst in ["10.77.0.2:8082", "[fd77::2]:8082"] {
+        let mut s = net.connect(dst.parse().unwrap()).expect("connect");
+        s.write_all(b"hello").unwrap();
+        expect_reset(&mut s, dst);
+    }
+}
+
+#[test]
+fn a_mandatory_port_resets_instead_of_relaying_plain() {
+    let net = Net::new();
+    net.echo_service();
+    let (_da, _) = net.daemon_with(&net.a, "a", &["--mandatory-ports", "8080"]);
+    for dst in ["10.77.0.2:8080", "[fd77::2]:8080"] {
+        // The reset may even beat connect() back to the application.
+        match net.connect(dst.parse().unwrap()) {
+            Ok(mut s) => {
+                let _ = s.write_all(b"secret");
+                expect_reset(&mut s, dst);
+            }
+            Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{dst}: {e}"),
+        }
+    }
 }
