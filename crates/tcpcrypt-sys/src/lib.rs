@@ -7,6 +7,7 @@
 //!             removed as one guarded unit (coexists with foreign rules)
 //!   sockopt   SO_MARK, IP(V6)_TRANSPARENT, SO_ORIGINAL_DST, SO_LINGER 0, TCP_NODELAY
 //!   caps      root / CAP_NET_ADMIN check with an actionable message
+//!   rlimit    raise the open-file limit (RLIMIT_NOFILE) to the hard limit
 //!   netns     network namespaces (create, enter, delete) for tests and tools
 //! ```
 //!
@@ -23,5 +24,6 @@
 pub mod caps;
 pub mod netns;
 pub mod nfqueue;
+pub mod rlimit;
 pub mod rules;
 pub mod sockopt;

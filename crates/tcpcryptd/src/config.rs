@@ -18,6 +18,7 @@
 //! rule_pref = 100               # uses rule_pref and rule_pref + 1
 //! exclude_ports = "22,443,465"  # default: the already-encrypted list
 //! mandatory_ports = "8080"      # refuse plain TCP on these
+//! mandatory_addrs = "10.0.0.0/8,fd00::/8,192.0.2.7"  # and to/at these addresses
 //! teps = ["curve25519", "p256"] # most preferred first
 //! aeads = ["aes128gcm", "chacha20poly1305"]
 //! resumption = true
@@ -33,6 +34,7 @@
 //! ```
 
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -179,6 +181,73 @@ impl fmt::Display for PortSet {
     }
 }
 
+/// A set of IP networks: single addresses and CIDR prefixes ("10.0.0.0/8,fd00::1").
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AddrSet {
+    nets: Vec<(IpAddr, u8)>,
+}
+
+impl AddrSet {
+    /// Parses "10.0.0.0/8, 192.0.2.7, fd00::/8" (empty string = no address).
+    ///
+    /// # Errors
+    /// A message naming the bad item.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut nets = Vec::new();
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (addr, len) = item.split_once('/').unwrap_or((item, ""));
+            let addr: IpAddr = addr
+                .trim()
+                .parse()
+                .map_err(|_| format!("{item:?} is not an IP address or network"))?;
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            let len = if len.is_empty() {
+                max
+            } else {
+                match len.trim().parse::<u8>() {
+                    Ok(l) if l <= max => l,
+                    _ => return Err(format!("{item:?}: prefix length must be 0-{max}")),
+                }
+            };
+            nets.push((addr.to_canonical(), len));
+        }
+        Ok(Self { nets })
+    }
+
+    /// True if `ip` (IPv4-mapped IPv6 counts as IPv4) is in one of the networks.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.nets.iter().any(|&(net, len)| match (net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        })
+    }
+
+    /// True if the set holds no network.
+    pub fn is_empty(&self) -> bool {
+        self.nets.is_empty()
+    }
+}
+
+impl fmt::Display for AddrSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (net, len)) in self.nets.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{net}/{len}")?;
+        }
+        Ok(())
+    }
+}
+
 fn parse_port(s: &str) -> Result<u16, String> {
     match s.trim().parse::<u16>() {
         Ok(0) | Err(_) => Err(format!("{s:?} is not a TCP port (1-65535)")),
@@ -301,6 +370,9 @@ pub struct Config {
     pub exclude_ports: PortSet,
     /// Ports where plain TCP is refused (reset) when ENO fails.
     pub mandatory_ports: PortSet,
+    /// Destination addresses (a remote host for the client side, this host's own address for
+    /// the server side) where plain TCP is refused when ENO fails, on any intercepted port.
+    pub mandatory_addrs: AddrSet,
     /// TEPs, most preferred first.
     pub teps: Vec<TepId>,
     /// AEADs, most preferred first.
@@ -337,6 +409,11 @@ impl Config {
     /// True if connections to `port` are left alone.
     pub fn excluded(&self, port: u16) -> bool {
         self.exclude_ports.contains(port)
+    }
+
+    /// True if plain TCP to `dst` is refused: its port is mandatory or its address is.
+    pub fn mandatory(&self, dst: SocketAddr) -> bool {
+        self.mandatory_ports.contains(dst.port()) || self.mandatory_addrs.contains(dst.ip())
     }
 }
 
@@ -387,6 +464,10 @@ pub struct Cli {
     /// Ports where plain TCP is refused when ENO fails.
     #[arg(long)]
     pub mandatory_ports: Option<String>,
+    /// Destination addresses/networks where plain TCP is refused when ENO fails,
+    /// e.g. "10.0.0.0/8,fd00::/8,192.0.2.7".
+    #[arg(long)]
+    pub mandatory_addrs: Option<String>,
     /// TEPs, most preferred first, comma-separated (curve25519,curve448,p256,p521).
     #[arg(long, value_delimiter = ',')]
     pub teps: Option<Vec<String>>,
@@ -426,6 +507,7 @@ struct FileConfig {
     rule_pref: Option<u32>,
     exclude_ports: Option<String>,
     mandatory_ports: Option<String>,
+    mandatory_addrs: Option<String>,
     teps: Option<Vec<String>>,
     aeads: Option<Vec<String>>,
     resumption: Option<bool>,
@@ -501,6 +583,10 @@ impl Cli {
             Some(text) => PortSet::parse(&text).map_err(|r| invalid("mandatory_ports", r))?,
             None => PortSet::default(),
         };
+        let mandatory_addrs = match self.mandatory_addrs.clone().or(f.mandatory_addrs) {
+            Some(text) => AddrSet::parse(&text).map_err(|r| invalid("mandatory_addrs", r))?,
+            None => AddrSet::default(),
+        };
         let teps = match self.teps.clone().or(f.teps) {
             Some(names) => parse_names("teps", &names, TEP_NAMES)?,
             None => TEP_NAMES.iter().map(|&(_, t)| t).collect(),
@@ -536,6 +622,7 @@ impl Cli {
             rule_pref: self.rule_pref.or(f.rule_pref).unwrap_or(DEFAULT_RULE_PREF),
             exclude_ports,
             mandatory_ports,
+            mandatory_addrs,
             teps,
             aeads,
             resumption: self.resumption.or(f.resumption).unwrap_or(true),
@@ -719,7 +806,7 @@ mod tests {
         assert_eq!(c.queues.app_syn, 4750);
         assert_eq!(c.queues.server_syn, 4753);
         assert!(c.excluded(22) && c.excluded(993) && c.excluded(443) && !c.excluded(80));
-        assert!(c.mandatory_ports.is_empty());
+        assert!(c.mandatory_ports.is_empty() && c.mandatory_addrs.is_empty());
         assert_eq!(c.teps[0], TepId::TCPCRYPT_ECDHE_CURVE25519);
         // ENO lists B's TEPs least preferred first: curve25519 last.
         assert_eq!(
@@ -767,6 +854,8 @@ mod tests {
             (&["--exclude-ports", "0"], "exclude_ports"),
             (&["--exclude-ports", "90-80"], "exclude_ports"),
             (&["--mandatory-ports", "22"], "mandatory_ports"),
+            (&["--mandatory-addrs", "10.0.0.300"], "mandatory_addrs"),
+            (&["--mandatory-addrs", "10.0.0.0/33"], "mandatory_addrs"),
             (&["--marks", "1,2,4,8,16"], "marks"),
             (&["--marks", "1,3,4,8,16,32"], "marks"),
             (&["--marks", "0,2,4,8,16,32"], "marks"),
@@ -807,6 +896,30 @@ mod tests {
         assert!(PortSet::parse("").unwrap().is_empty());
         assert!(PortSet::parse("70000").is_err());
         assert!(PortSet::parse("a-b").is_err());
+    }
+
+    #[test]
+    fn address_sets_match_networks_and_mapped_addresses() {
+        let s = AddrSet::parse(" 10.1.0.0/16, 192.0.2.7 ,fd00::/8").unwrap();
+        let ip = |t: &str| t.parse::<IpAddr>().unwrap();
+        assert!(s.contains(ip("10.1.2.3")) && !s.contains(ip("10.2.0.1")));
+        assert!(s.contains(ip("192.0.2.7")) && !s.contains(ip("192.0.2.8")));
+        assert!(s.contains(ip("::ffff:192.0.2.7")));
+        assert!(s.contains(ip("fd12::1")) && !s.contains(ip("fe80::1")));
+        assert_eq!(s.to_string(), "10.1.0.0/16,192.0.2.7/32,fd00::/8");
+        assert!(AddrSet::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
+        assert!(AddrSet::parse("").unwrap().is_empty());
+        let c = cli(&[
+            "--mandatory-addrs",
+            "10.1.0.0/16",
+            "--mandatory-ports",
+            "99",
+        ])
+        .load()
+        .unwrap();
+        let dst = |t: &str| t.parse::<SocketAddr>().unwrap();
+        assert!(c.mandatory(dst("10.1.0.5:80")) && c.mandatory(dst("10.9.0.5:99")));
+        assert!(!c.mandatory(dst("10.9.0.5:80")));
     }
 
     #[test]

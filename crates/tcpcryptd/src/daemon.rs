@@ -14,6 +14,12 @@
 //!   ├─ control socket task
 //!   └─ main: waits for SIGINT/SIGTERM, then removes the rules (the guard also does on panic)
 //! ```
+//!
+//! Every proxied socket (accepted, pre-connected) gets SO_LINGER 0 as soon as it exists, and
+//! only the clean end of both directions switches it back to a graceful close: whatever else
+//! closes it (an error, a dropped task, the daemon's death by SIGKILL, where the kernel
+//! closes the descriptors) sends a reset, so neither application ever mistakes a dead proxy
+//! for a clean end of file.
 
 use std::collections::HashMap;
 use std::io;
@@ -130,6 +136,12 @@ enum QueueKind {
 /// [`DaemonError`] naming the start-up step that failed.
 pub async fn run(config: Config) -> Result<(), DaemonError> {
     tcpcrypt_sys::caps::require_net_admin()?;
+    // Two sockets per proxied connection: the soft default (often 1024) would cap the daemon
+    // near 500 connections.
+    match tcpcrypt_sys::rlimit::raise_nofile_limit() {
+        Ok((soft, hard)) => info!("open-file limit {soft} (hard {hard})"),
+        Err(e) => warn!("raise the open-file limit: {e}"),
+    }
     let families = if config.ipv6 {
         vec![
             IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -411,7 +423,9 @@ async fn preconnect_upstream(shared: &Shared, dst: SocketAddr) -> io::Result<Tcp
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
     };
     sockopt::set_mark(&socket, shared.config.marks.upstream).map_err(io::Error::other)?;
-    connect_within(socket, dst, shared.config.connect_timeout).await
+    let stream = connect_within(socket, dst, shared.config.connect_timeout).await?;
+    pump::abortive_by_default(&stream);
+    Ok(stream)
 }
 
 async fn connect_within(
@@ -487,7 +501,9 @@ async fn preconnect_service(shared: &Shared, key: ConnKey) -> io::Result<TcpStre
             socket
         }
     };
-    connect_within(socket, service, shared.config.connect_timeout).await
+    let stream = connect_within(socket, service, shared.config.connect_timeout).await?;
+    pump::abortive_by_default(&stream);
+    Ok(stream)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -497,6 +513,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, direction: Dire
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                pump::abortive_by_default(&stream);
                 let shared = shared.clone();
                 tokio::spawn(async move {
                     if let Err(e) = take_connection(shared, stream, peer, direction).await {
@@ -624,11 +641,11 @@ async fn serve_pair(shared: Arc<Shared>, pair: Pair, direction: Direction) {
         traffic: traffic.clone(),
         started: Instant::now(),
     });
-    let port = match direction {
-        Direction::Outgoing => pair.key.remote.port(),
-        _ => pair.key.local.port(),
+    let dst = match direction {
+        Direction::Outgoing => pair.key.remote,
+        _ => pair.key.local,
     };
-    let mandatory = shared.config.mandatory_ports.contains(port);
+    let mandatory = shared.config.mandatory(dst);
     let negotiated = match outcome(&shared, pair.key).await {
         Ok(Outcome::Enabled(n)) => Ok(n),
         Ok(Outcome::Plain(reason)) => Err(reason.to_string()),
@@ -643,7 +660,7 @@ async fn serve_pair(shared: Arc<Shared>, pair: Pair, direction: Direction) {
             });
             if mandatory {
                 info!(
-                    "{:?}: ENO failed on mandatory port {port} ({reason}); reset",
+                    "{:?}: ENO failed to mandatory destination {dst} ({reason}); reset",
                     pair.view
                 );
                 pump::abort(pair.app, pair.net);
@@ -709,7 +726,11 @@ async fn run_session(
     let result =
         pump::pump_session(&mut session, &pair.app, &pair.net, traffic, &mut on_event).await;
     match result {
-        Ok(()) => None,
+        Ok(()) => {
+            // Both directions ended with FINp/FIN and EOF: close gracefully.
+            pump::graceful_close(pair.app, pair.net);
+            None
+        }
         Err(e) => {
             debug!("{:?}: {e}; reset", pair.view);
             pump::abort(pair.app, pair.net);

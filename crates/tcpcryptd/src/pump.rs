@@ -11,7 +11,8 @@
 //! application (half-close); the application's EOF becomes `Session::close()` → FINp + FIN.
 //! Any failure (authentication, truncation, a reset on either side, the handshake deadline)
 //! ends in an abortive close of both sockets (SO_LINGER 0): the application sees ECONNRESET,
-//! never a clean end of file.
+//! never a clean end of file. The daemon sets SO_LINGER 0 on every proxied socket when it is
+//! created ([`abortive_by_default`]); only [`graceful_close`] after both clean ends clears it.
 
 use std::io;
 use std::net::Shutdown;
@@ -56,11 +57,28 @@ pub struct Traffic {
     pub bytes_out: AtomicU64,
 }
 
+/// Makes a proxied socket close abortively (SO_LINGER 0) unless [`graceful_close`] is used:
+/// set right after accept/connect so that any other way the socket ends, including the
+/// kernel closing it when the daemon is killed, sends a reset and never a FIN.
+pub fn abortive_by_default(s: &TcpStream) {
+    if let Err(e) = tcpcrypt_sys::sockopt::set_linger_zero(s) {
+        tracing::debug!("set_linger_zero: {e}");
+    }
+}
+
 /// Aborts both sockets: SO_LINGER 0 then close, so each side sees a reset.
 pub fn abort(app: TcpStream, net: TcpStream) {
     for s in [&app, &net] {
-        if let Err(e) = tcpcrypt_sys::sockopt::set_linger_zero(s) {
-            tracing::debug!("set_linger_zero: {e}");
+        abortive_by_default(s);
+    }
+}
+
+/// Closes both sockets of a connection whose directions both ended cleanly (each FIN already
+/// sent by `shutdown(SHUT_WR)`): SO_LINGER off, so unacknowledged data is still delivered.
+pub fn graceful_close(app: TcpStream, net: TcpStream) {
+    for s in [&app, &net] {
+        if let Err(e) = socket2::SockRef::from(s).set_linger(None) {
+            tracing::debug!("clear SO_LINGER: {e}");
         }
     }
 }
@@ -103,8 +121,9 @@ pub async fn relay_plain(
         };
         tokio::try_join!(up, down).map(drop)
     };
-    if result.is_err() {
-        abort(app, net);
+    match result {
+        Ok(()) => graceful_close(app, net),
+        Err(_) => abort(app, net),
     }
     result
 }

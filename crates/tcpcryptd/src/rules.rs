@@ -25,7 +25,7 @@
 //!                            ! --syn, connmark D, packets 2-5 → NFQUEUE eno_in
 //!   mangle OUTPUT    S_MOUT: connmark S → MARK S; mark S → CONNMARK S;
 //!                            connmark D, first 4 reply packets → NFQUEUE eno_out
-//!   filter INPUT     S_FIN:  mark J → REJECT tcp-reset           (mandatory port, no ENO)
+//!   filter INPUT     S_FIN:  mark J → REJECT tcp-reset           (mandatory port or address, no ENO)
 //!   ip rule pref P fwmark S lookup TBL; pref P+1 from 127.0.0.1 (::1) lookup TBL;
 //!   ip route local 0.0.0.0/0 (::/0) dev lo table TBL
 //! ```

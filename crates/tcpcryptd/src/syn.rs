@@ -115,16 +115,16 @@ impl Default for Limits {
 pub trait PortPolicy: Send {
     /// Never intercepted.
     fn excluded(&self, port: u16) -> bool;
-    /// Plain TCP refused.
-    fn mandatory(&self, port: u16) -> bool;
+    /// Plain TCP to this destination (address and port) refused.
+    fn mandatory(&self, dst: SocketAddr) -> bool;
 }
 
 impl PortPolicy for crate::config::Config {
     fn excluded(&self, port: u16) -> bool {
         self.exclude_ports.contains(port)
     }
-    fn mandatory(&self, port: u16) -> bool {
-        self.mandatory_ports.contains(port)
+    fn mandatory(&self, dst: SocketAddr) -> bool {
+        Self::mandatory(self, dst)
     }
 }
 
@@ -227,7 +227,7 @@ impl SynPath {
             self.rng.as_mut(),
         );
         if neg.state() != State::Pending {
-            return if self.policy.mandatory(port) {
+            return if self.policy.mandatory(key.local) {
                 ServerSyn::Refuse
             } else {
                 ServerSyn::Pass

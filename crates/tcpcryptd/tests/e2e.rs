@@ -6,216 +6,14 @@
 mod common;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::net::{SocketAddr, TcpListener};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::hosts::{
+    capture, exchange, expect_reset, finish, sessions, write_expect_reset, Net, TIMEOUT,
+};
 use tcpcrypt_control::{Client, Request, Response, SessionState};
-use tcpcrypt_sys::netns::NetNs;
-
-const PORT: u16 = 8080;
-const TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Two namespaces A (10.77.0.1, fd77::1) and B (10.77.0.2, fd77::2) on a veth pair.
-struct Net {
-    a: NetNs,
-    b: NetNs,
-    dir: PathBuf,
-}
-
-impl Net {
-    fn new() -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let a = common::netns("tcd-a");
-        let b = common::netns("tcd-b");
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let (va, vb) = (
-            format!("tca{n}p{}", std::process::id() % 10000),
-            format!("tcb{n}p{}", std::process::id() % 10000),
-        );
-        let ip = |args: &[&str]| common::sh(&[&["ip"][..], args].concat());
-        ip(&[
-            "link",
-            "add",
-            &va,
-            "netns",
-            a.name(),
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &vb,
-            "netns",
-            b.name(),
-        ]);
-        for (ns, dev, v4, v6) in [
-            (&a, &va, "10.77.0.1/24", "fd77::1/64"),
-            (&b, &vb, "10.77.0.2/24", "fd77::2/64"),
-        ] {
-            ip(&["-n", ns.name(), "addr", "add", v4, "dev", dev]);
-            ip(&["-n", ns.name(), "addr", "add", v6, "dev", dev, "nodad"]);
-            ip(&["-n", ns.name(), "link", "set", dev, "up"]);
-        }
-        let dir = std::env::temp_dir().join(format!("tcpcryptd-e2e-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self { a, b, dir }
-    }
-
-    fn daemon(&self, ns: &NetNs, name: &str) -> (Proc, PathBuf) {
-        self.daemon_with(ns, name, &[])
-    }
-
-    fn daemon_with(&self, ns: &NetNs, name: &str, args: &[&str]) -> (Proc, PathBuf) {
-        let control = self.dir.join(format!("{name}.sock"));
-        let log = std::fs::File::create(self.dir.join(format!("{name}.log"))).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns.name(), env!("CARGO_BIN_EXE_tcpcryptd")])
-            .arg("--control")
-            .arg(&control)
-            .args(args)
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start tcpcryptd");
-        let proc = Proc(child);
-        let deadline = Instant::now() + TIMEOUT;
-        while Client::connect(&control).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "tcpcryptd {name} did not start: {}",
-                self.log(name)
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        (proc, control)
-    }
-
-    fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
-    }
-
-    /// An echo service on B: echoes every read, shuts down its write side at EOF.
-    fn echo_service(&self) {
-        let listener = self
-            .b
-            .run(|| TcpListener::bind(("::", PORT)).expect("bind the service"))
-            .unwrap();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(mut conn) = conn else { return };
-                std::thread::spawn(move || {
-                    let mut buf = [0u8; 65536];
-                    loop {
-                        match conn.read(&mut buf) {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => {
-                                if conn.write_all(&buf[..n]).is_err() {
-                                    return;
-                                }
-                            }
-                        }
-                    }
-                    let _ = conn.shutdown(Shutdown::Write);
-                });
-            }
-        });
-    }
-
-    fn connect(&self, dst: SocketAddr) -> std::io::Result<TcpStream> {
-        self.a
-            .run(move || TcpStream::connect_timeout(&dst, TIMEOUT))
-            .unwrap()
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// tcpdump on A's veth, stopped when dropped.
-fn capture(net: &Net, file: &Path) -> Proc {
-    let dev = common::sh(&[
-        "ip",
-        "-n",
-        net.a.name(),
-        "-o",
-        "link",
-        "show",
-        "type",
-        "veth",
-    ]);
-    let dev = dev
-        .split(':')
-        .nth(1)
-        .unwrap()
-        .trim()
-        .split('@')
-        .next()
-        .unwrap()
-        .to_owned();
-    let child = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            net.a.name(),
-            "tcpdump",
-            "-U",
-            "-s",
-            "0",
-            "-i",
-            &dev,
-            "-w",
-        ])
-        .arg(file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start tcpdump (apt-get install tcpdump)");
-    std::thread::sleep(Duration::from_millis(500));
-    Proc(child)
-}
-
-fn exchange(stream: &mut TcpStream, data: &[u8]) {
-    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-    stream.write_all(data).unwrap();
-    let mut got = vec![0u8; data.len()];
-    stream.read_exact(&mut got).expect("read the echo");
-    assert_eq!(got, data);
-}
-
-fn finish(mut stream: TcpStream) {
-    stream.shutdown(Shutdown::Write).unwrap();
-    let mut rest = Vec::new();
-    stream.read_to_end(&mut rest).expect("clean end of stream");
-    assert!(rest.is_empty());
-}
-
-fn sessions(control: &Path) -> Vec<tcpcrypt_control::SessionInfo> {
-    match Client::connect(control)
-        .unwrap()
-        .request(&Request::Sessions)
-        .unwrap()
-    {
-        Response::Sessions(rows) => rows,
-        other => panic!("sessions: {other:?}"),
-    }
-}
 
 fn encrypted_roundtrip(v6: bool) {
     let net = Net::new();
@@ -223,7 +21,7 @@ fn encrypted_roundtrip(v6: bool) {
     let (_da, ca) = net.daemon(&net.a, "a");
     let (_db, cb) = net.daemon(&net.b, "b");
     let pcap = net.dir.join("wire.pcap");
-    let dump = capture(&net, &pcap);
+    let dump = capture(&net, &pcap, 0);
     let dst: SocketAddr = if v6 {
         "[fd77::2]:8080"
     } else {
@@ -375,15 +173,6 @@ fn sigterm_removes_every_rule_and_a_taken_port_is_refused() {
     assert_eq!(net.a.run(common::snapshot).unwrap(), before);
 }
 
-fn expect_reset(s: &mut TcpStream, what: &str) {
-    s.set_read_timeout(Some(TIMEOUT)).unwrap();
-    let mut buf = [0u8; 64];
-    match s.read(&mut buf) {
-        Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{what}: {e}"),
-        Ok(n) => panic!("{what}: read {n} bytes instead of a reset (never a clean EOF)"),
-    }
-}
-
 #[test]
 fn a_reset_by_the_service_reaches_the_application_as_a_reset() {
     let net = Net::new();
@@ -417,8 +206,7 @@ fn a_mandatory_port_resets_instead_of_relaying_plain() {
         // The reset may even beat connect() back to the application.
         match net.connect(dst.parse().unwrap()) {
             Ok(mut s) => {
-                let _ = s.write_all(b"secret");
-                expect_reset(&mut s, dst);
+                write_expect_reset(&mut s, b"secret", dst);
             }
             Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{dst}: {e}"),
         }

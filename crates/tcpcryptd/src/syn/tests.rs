@@ -27,8 +27,8 @@ impl PortPolicy for Policy {
     fn excluded(&self, port: u16) -> bool {
         self.exclude.contains(port)
     }
-    fn mandatory(&self, port: u16) -> bool {
-        self.mandatory.contains(port)
+    fn mandatory(&self, dst: std::net::SocketAddr) -> bool {
+        self.mandatory.contains(dst.port())
     }
 }
 

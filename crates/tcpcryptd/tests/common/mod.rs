@@ -6,6 +6,8 @@ use std::process::Command;
 use tcpcrypt_sys::caps::Privileges;
 use tcpcrypt_sys::netns::NetNs;
 
+pub mod hosts;
+
 /// Fails (never skips) when the test cannot do its job without root.
 pub fn require_root() {
     let p = Privileges::current().expect("read /proc/self/status");

@@ -1,0 +1,192 @@
+//! End to end (namespaces A and B, as root): the daemon's life and death. SIGTERM removes the
+//! rules and connections go plain (fail-open) until it is back, then encrypted again; SIGKILL
+//! during open proxied connections ends them with resets on both hosts, promptly, never a
+//! hang or a clean EOF; a SYN held by a killed daemon goes direct on its retransmission; a
+//! daemon restarted over the rules a killed one left behind works and cleans up.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::hosts::{addr, exchange, finish, sessions, wait_encrypted, Net, PORT, TIMEOUT};
+
+/// A connection from A to B's echo service, checked encrypted on A's daemon.
+fn encrypted(net: &Net, control_a: &std::path::Path, v6: bool) -> TcpStream {
+    let mut s = net.connect(addr('b', v6, PORT)).expect("connect");
+    exchange(&mut s, b"encrypted?");
+    wait_encrypted(control_a, s.local_addr().unwrap());
+    s
+}
+
+/// A connection that works and that B's daemon did not divert (no new session on B).
+fn plain(net: &Net, control_b: &std::path::Path, v6: bool) {
+    let before = sessions(control_b).len();
+    let mut s = net
+        .connect(addr('b', v6, PORT))
+        .expect("connect while A's daemon is down");
+    exchange(&mut s, b"plain while the daemon is down");
+    assert_eq!(sessions(control_b).len(), before, "B did not divert it");
+    finish(s);
+}
+
+#[test]
+fn restart_removes_the_rules_fails_open_then_encrypts_again() {
+    let net = Net::new();
+    net.echo_service();
+    let before = net.a.run(common::snapshot).unwrap();
+    let (_db, cb) = net.daemon(&net.b, "b");
+    let (mut da, ca) = net.daemon(&net.a, "a");
+    for v6 in [false, true] {
+        finish(encrypted(&net, &ca, v6));
+    }
+    assert!(da.signal_and_wait("TERM").success(), "{}", net.log("a"));
+    assert_eq!(net.a.run(common::snapshot).unwrap(), before, "rules gone");
+    for v6 in [false, true] {
+        plain(&net, &cb, v6);
+    }
+    let (_da, ca) = net.daemon(&net.a, "a");
+    for v6 in [false, true] {
+        finish(encrypted(&net, &ca, v6));
+    }
+}
+
+/// The service on B's port 8088 reports how its connection ended.
+fn reporting_service(net: &Net) -> mpsc::Receiver<Result<usize, ErrorKind>> {
+    let (tx, rx) = mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    net.service(8088, move |mut conn| {
+        conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let mut buf = [0u8; 5];
+        if conn.read_exact(&mut buf).is_err() || conn.write_all(&buf).is_err() {
+            return;
+        }
+        let r = conn.read(&mut [0u8; 64]).map_err(|e| e.kind());
+        let _ = tx.lock().unwrap().send(r);
+    });
+    rx
+}
+
+fn kill_during_connections(kill_a: bool) {
+    let net = Net::new();
+    net.echo_service();
+    let ended = reporting_service(&net);
+    let before = net.a.run(common::snapshot).unwrap();
+    let (mut da, ca) = net.daemon(&net.a, "a");
+    let (mut db, cb) = net.daemon(&net.b, "b");
+    let mut conns = Vec::new();
+    for v6 in [false, true] {
+        let mut s = net.connect(addr('b', v6, 8088)).expect("connect");
+        exchange(&mut s, b"hello");
+        wait_encrypted(&ca, s.local_addr().unwrap());
+        conns.push(s);
+    }
+    let victim = if kill_a { &mut da } else { &mut db };
+    let status = victim.signal_and_wait("KILL");
+    assert!(!status.success());
+    let t0 = Instant::now();
+    for s in &mut conns {
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let r = s.read(&mut [0u8; 64]);
+        assert!(
+            matches!(&r, Err(e) if e.kind() == ErrorKind::ConnectionReset),
+            "the application on A: {r:?} (a reset, never EOF or a hang)"
+        );
+    }
+    for _ in 0..2 {
+        let r = ended
+            .recv_timeout(TIMEOUT)
+            .expect("the service's read ended");
+        assert_eq!(r, Err(ErrorKind::ConnectionReset), "the service on B");
+    }
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "promptly: {:?}",
+        t0.elapsed()
+    );
+    // The dead daemon's rules are still there, but every queue bypasses: fail-open.
+    let control_b = if kill_a { cb } else { ca.clone() };
+    if kill_a {
+        for v6 in [false, true] {
+            plain(&net, &control_b, v6);
+        }
+        // A new daemon replaces the leftovers, encrypts, and SIGTERM leaves A clean.
+        let (mut da, ca) = net.daemon(&net.a, "a");
+        for v6 in [false, true] {
+            finish(encrypted(&net, &ca, v6));
+        }
+        assert!(da.signal_and_wait("TERM").success());
+        assert_eq!(net.a.run(common::snapshot).unwrap(), before);
+    } else {
+        // B's daemon is gone: A's daemon falls back to plain, and the connection works.
+        for v6 in [false, true] {
+            let mut s = net.connect(addr('b', v6, PORT)).expect("connect");
+            exchange(&mut s, b"plain: B's daemon is dead");
+            finish(s);
+        }
+        let (_db, cb) = net.daemon(&net.b, "b");
+        for v6 in [false, true] {
+            let s = encrypted(&net, &ca, v6);
+            assert_eq!(sessions(&cb).len(), 1);
+            finish(s);
+        }
+    }
+}
+
+#[test]
+fn sigkill_of_the_client_daemon_resets_its_connections_on_both_hosts() {
+    kill_during_connections(true);
+}
+
+#[test]
+fn sigkill_of_the_server_daemon_resets_its_connections_on_both_hosts() {
+    kill_during_connections(false);
+}
+
+#[test]
+fn a_syn_held_by_a_killed_daemon_goes_direct_on_its_retransmission() {
+    let net = Net::new();
+    net.echo_service();
+    // The daemon's own upstream SYNs (mark 0x1) to port 8080 vanish: its pre-connect hangs
+    // (for 20 s) while it holds the application's SYN. The application's own SYN may pass.
+    for tool in ["iptables", "ip6tables"] {
+        net.sh_a(&[
+            tool, "-A", "OUTPUT", "-p", "tcp", "--dport", "8080", "-m", "mark", "--mark",
+            "0x1/0x1", "-j", "DROP",
+        ]);
+    }
+    let (mut da, _) = net.daemon_with(&net.a, "a", &["--connect-timeout-ms", "20000"]);
+    let dst = addr('b', false, PORT);
+    let t0 = Instant::now();
+    let app = {
+        let (tx, rx) = mpsc::channel();
+        let sock = net
+            .a
+            .run(|| socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None))
+            .unwrap()
+            .unwrap();
+        std::thread::spawn(move || {
+            let r = sock.connect_timeout(&dst.into(), TIMEOUT);
+            tx.send(r.map(|()| TcpStream::from(sock))).unwrap();
+        });
+        rx
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        matches!(app.try_recv(), Err(mpsc::TryRecvError::Empty)),
+        "the SYN is held"
+    );
+    da.signal_and_wait("KILL");
+    let mut s = app
+        .recv_timeout(TIMEOUT)
+        .unwrap()
+        .expect("connect went through");
+    let took = t0.elapsed();
+    // The first retransmission comes 1 s after the SYN: well before the daemon's own
+    // 20 s pre-connect deadline would have let it go.
+    assert!(took < Duration::from_secs(3), "connect took {took:?}");
+    exchange(&mut s, b"direct after the daemon died");
+    finish(s);
+}
