@@ -265,7 +265,13 @@ fn listen(addr: SocketAddr, transparent: bool) -> Result<TcpListener, DaemonErro
 }
 
 fn open_queue(queue: u16) -> Result<Queue, DaemonError> {
-    Queue::open(&QueueConfig::new(queue)).map_err(|source| DaemonError::Queue { queue, source })
+    // Deep enough for a burst of handshakes (with fail-open, an overflowing packet would pass
+    // unseen and leave the two ends' ENO state inconsistent).
+    let config = QueueConfig {
+        max_len: 16384,
+        ..QueueConfig::new(queue)
+    };
+    Queue::open(&config).map_err(|source| DaemonError::Queue { queue, source })
 }
 
 /// Drops pre-connected sockets nobody claimed and expired SYN-path entries.

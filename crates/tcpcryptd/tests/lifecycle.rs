@@ -107,10 +107,9 @@ fn kill_during_connections(kill_a: bool) {
         t0.elapsed()
     );
     // The dead daemon's rules are still there, but every queue bypasses: fail-open.
-    let control_b = if kill_a { cb } else { ca.clone() };
     if kill_a {
         for v6 in [false, true] {
-            plain(&net, &control_b, v6);
+            plain(&net, &cb, v6);
         }
         // A new daemon replaces the leftovers, encrypts, and SIGTERM leaves A clean.
         let (mut da, ca) = net.daemon(&net.a, "a");

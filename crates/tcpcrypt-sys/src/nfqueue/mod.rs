@@ -198,9 +198,32 @@ impl Queue {
             pending: VecDeque::new(),
         };
         queue.bind_address()?;
+        queue.set_receive_buffer();
         queue.set_no_enobufs()?;
         queue.configure(config)?;
         Ok(queue)
+    }
+
+    /// A large socket receive buffer (8 MiB, SO_RCVBUFFORCE with CAP_NET_ADMIN, else as much
+    /// as SO_RCVBUF allows): with fail-open, a packet that does not fit in the buffer is
+    /// accepted without being seen, so a burst of SYNs must fit. Best effort.
+    fn set_receive_buffer(&self) {
+        let size: libc::c_int = 8 << 20;
+        for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+            // SAFETY: setsockopt reads one c_int we own; the fd is open.
+            let r = unsafe {
+                libc::setsockopt(
+                    self.fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    opt,
+                    std::ptr::addr_of!(size).cast(),
+                    size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if r == 0 {
+                return;
+            }
+        }
     }
 
     /// The queue number.
