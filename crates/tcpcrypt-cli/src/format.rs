@@ -18,7 +18,7 @@ pub(crate) fn status(s: &Status) -> String {
         out,
         "daemon: tcpcryptd {version}\n  pid: {pid}\n  uptime: {uptime}\n  control protocol: \
          {protocol}\n\npolicy:\n  encrypt: {encrypt}\n  exclude ports: {exclude}\n  mandatory \
-         ports: {mandatory}\n  teps: {teps}\n  aeads: {aeads}\n  resumption: {resumption}\n\n\
+         ports: {mandatory}\n  mandatory addresses: {mandatory_addrs}\n  teps: {teps}\n  aeads: {aeads}\n  resumption: {resumption}\n\n\
          connections:\n  encrypted: {enc} ({resumed} resumed)\n  plain: {plain}\n  active \
          sessions: {active}\n  fallbacks: {fallbacks}\n  failures: {auth} auth, {trunc} \
          truncated, {resets} reset, {timeouts} handshake timeout\n  transfer: {bin} received, \
@@ -30,6 +30,7 @@ pub(crate) fn status(s: &Status) -> String {
         encrypt = list(&p.encrypt),
         exclude = list(&p.exclude_ports),
         mandatory = list(&p.mandatory_ports),
+        mandatory_addrs = list(&p.mandatory_addrs),
         teps = list(&p.teps),
         aeads = list(&p.aeads),
         resumption = if p.resumption { "on" } else { "off" },

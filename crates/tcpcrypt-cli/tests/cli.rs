@@ -71,6 +71,7 @@ fn status() -> Status {
             encrypt: vec!["all".into()],
             exclude_ports: vec!["22".into()],
             mandatory_ports: vec![],
+            mandatory_addrs: vec![],
             teps: vec![
                 "TCPCRYPT_ECDHE_Curve25519".into(),
                 "TCPCRYPT_ECDHE_Curve448".into(),

@@ -144,6 +144,7 @@ impl Registry {
                 encrypt,
                 exclude_ports: split(&c.exclude_ports.to_string()),
                 mandatory_ports: split(&c.mandatory_ports.to_string()),
+                mandatory_addrs: split(&c.mandatory_addrs.to_string()),
                 teps: c.teps.iter().map(|&t| tep_setting_name(t)).collect(),
                 aeads: c.aeads.iter().map(|&a| aead_setting_name(a)).collect(),
                 resumption: c.resumption,

@@ -152,6 +152,9 @@ pub struct Policy {
     pub exclude_ports: Vec<String>,
     /// Ports where plain-TCP fallback is refused (the connection is reset instead).
     pub mandatory_ports: Vec<String>,
+    /// Addresses and ranges where plain-TCP fallback is refused (as destinations on the client
+    /// side, as this host's own addresses on the server side).
+    pub mandatory_addrs: Vec<String>,
     /// TEPs in order of preference, most preferred first, by RFC name (see [`tep_name`]).
     pub teps: Vec<String>,
     /// AEADs in order of preference, most preferred first, by registry name (see [`aead_name`]).
