@@ -14,6 +14,8 @@ command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3)
 command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 command -v tcpdump >/dev/null 2>&1 || need_pkgs+=(tcpdump)
 command -v setpriv >/dev/null 2>&1 || need_pkgs+=(util-linux)
+# demo.sh: an unmodified client (python3, above, is the server).
+command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
 
 if ((${#need_pkgs[@]})); then
     if command -v apt-get >/dev/null 2>&1; then
