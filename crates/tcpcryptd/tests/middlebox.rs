@@ -1,0 +1,255 @@
+//! End to end (namespaces A and B, as root): fallback to plain TCP against middleboxes and
+//! legacy peers. A test NFQUEUE after the daemons' own hooks plays the middlebox:
+//! - it strips ENO (kind 69) from the client's SYN: the connection works, plain, and B's
+//!   daemon is not in its path (no session row);
+//! - it strips ENO from the server's SYN-ACK: B had diverted the SYN and answered with ENO,
+//!   A's third ACK carries none, so both daemons relay plain and agree on it;
+//! - it rewrites the client's ENO into the legacy draft encoding (kind 253, ExID 0x454E, the
+//!   same contents): B's daemon never negotiates with it, so plain and B not in the path.
+//!
+//! Data crosses intact both ways in every case, over IPv4 and IPv6.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::hosts::{addr, exchange, finish, sessions, Net, PORT, TIMEOUT};
+use tcpcrypt_control::{SessionInfo, SessionState};
+use tcpcrypt_proto::wire::packet::{rewrite_tcp_options, TcpIpPacket};
+use tcpcrypt_proto::wire::tcp_option::{TcpOption, TcpOptions};
+use tcpcrypt_sys::netns::NetNs;
+use tcpcrypt_sys::nfqueue::{Queue, QueueConfig, Verdict};
+
+/// What the middlebox does to the ENO option of the segments it sees.
+#[derive(Clone, Copy)]
+enum Mangle {
+    /// Removes it.
+    Strip,
+    /// Re-encodes it as the legacy draft's kind 253 with experiment ID 0x454E.
+    Legacy,
+}
+
+/// The options area with ENO stripped or re-encoded (padded with EOL to a multiple of four),
+/// `None` if the area has no ENO.
+fn rebuild_options(area: &[u8], mangle: Mangle) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut found = false;
+    for option in TcpOptions::new(area) {
+        let option = option.ok()?;
+        let mut emit = |o: TcpOption<'_>| {
+            let mut buf = vec![0u8; o.buffer_len()];
+            o.emit(&mut buf);
+            out.extend_from_slice(&buf);
+        };
+        match option {
+            TcpOption::EndOfList => break,
+            TcpOption::Eno(eno) => {
+                found = true;
+                if let Mangle::Legacy = mangle {
+                    emit(TcpOption::LegacyEno {
+                        data: eno.contents(),
+                    });
+                }
+            }
+            other => emit(other),
+        }
+    }
+    while out.len() % 4 != 0 {
+        out.push(0);
+    }
+    found.then_some(out)
+}
+
+/// A middlebox on `ns`: mangle POSTROUTING (after every daemon hook: the daemons' queues sit
+/// in OUTPUT and PREROUTING), queueing the segments `selector` picks. Stops when dropped.
+struct Middlebox {
+    stop: Arc<AtomicBool>,
+    mangled: Arc<AtomicUsize>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Middlebox {
+    fn start(ns: &NetNs, queue_num: u16, selector: &[&str], mangle: Mangle) -> Self {
+        let mut queue = ns
+            .run(move || Queue::open(&QueueConfig::new(queue_num)).expect("open the test queue"))
+            .unwrap();
+        let qn = queue_num.to_string();
+        for tool in ["iptables", "ip6tables"] {
+            let mut args = vec![tool, "-t", "mangle", "-A", "POSTROUTING", "!", "-o", "lo"];
+            args.extend_from_slice(selector);
+            args.extend_from_slice(&["-j", "NFQUEUE", "--queue-num", &qn, "--queue-bypass"]);
+            ns.run(|| common::sh(&args)).unwrap();
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let mangled = Arc::new(AtomicUsize::new(0));
+        let (stop2, mangled2) = (stop.clone(), mangled.clone());
+        let thread = std::thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                if !queue
+                    .wait_readable(Some(Duration::from_millis(50)))
+                    .unwrap()
+                {
+                    continue;
+                }
+                while let Some(packet) = queue.recv().unwrap() {
+                    let bytes = &packet.payload;
+                    let rewritten = TcpIpPacket::new_checked(&bytes[..])
+                        .ok()
+                        .and_then(|p| rebuild_options(p.tcp_options(), mangle))
+                        .map(|options| rewrite_tcp_options(bytes, &options).unwrap());
+                    match rewritten {
+                        Some(new) => {
+                            let p = TcpIpPacket::new_checked(&new[..]).unwrap();
+                            assert!(p.verify_checksums().is_ok());
+                            mangled2.fetch_add(1, Ordering::Relaxed);
+                            queue
+                                .verdict(packet.id, Verdict::accept_with_payload(&new))
+                                .unwrap();
+                        }
+                        None => queue.verdict(packet.id, Verdict::ACCEPT).unwrap(),
+                    }
+                }
+            }
+        });
+        Self {
+            stop,
+            mangled,
+            thread: Some(thread),
+        }
+    }
+
+    fn mangled(&self) -> usize {
+        self.mangled.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Middlebox {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// 64 KiB that differ per connection: echoed back, so checked in both directions.
+fn payload(seed: u8) -> Vec<u8> {
+    (0..65536u32)
+        .map(|i| (i % 251) as u8 ^ seed.wrapping_mul(37))
+        .collect()
+}
+
+/// Waits (bounded) for the row of `control` that `pick` selects.
+fn wait_row(control: &Path, pick: impl Fn(&SessionInfo) -> bool) -> SessionInfo {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let rows = sessions(control);
+        if let Some(row) = rows.iter().find(|r| pick(r)) {
+            return row.clone();
+        }
+        assert!(Instant::now() < deadline, "no such row: {rows:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A connection from A to B's echo service with data both ways; checks A's daemon relayed it
+/// plain, and runs `while_open` with the client's address before closing.
+fn plain_through_a(
+    net: &Net,
+    control_a: &Path,
+    v6: bool,
+    seed: u8,
+    while_open: impl FnOnce(SocketAddr),
+) {
+    let mut s = net.connect(addr('b', v6, PORT)).expect("connect");
+    exchange(&mut s, &payload(seed));
+    let local = s.local_addr().unwrap();
+    let row = wait_row(control_a, |r| r.local == local);
+    assert_eq!(row.state, SessionState::Plain, "A relays plain: {row:?}");
+    assert_eq!(row.session_id, None, "{row:?}");
+    while_open(local);
+    exchange(&mut s, b"and once more");
+    finish(s);
+}
+
+fn syn_selector() -> Vec<&'static str> {
+    vec![
+        "-p",
+        "tcp",
+        "--dport",
+        "8080",
+        "--tcp-flags",
+        "SYN,ACK",
+        "SYN",
+    ]
+}
+
+/// (a) and (c): the client's SYN arrives at B without a usable ENO option.
+fn client_syn_without_eno(mangle: Mangle, queue_num: u16) {
+    let net = Net::new();
+    net.echo_service();
+    let (_da, ca) = net.daemon(&net.a, "a");
+    let (_db, cb) = net.daemon(&net.b, "b");
+    let mb = Middlebox::start(&net.a, queue_num, &syn_selector(), mangle);
+    for (i, v6) in [false, true].into_iter().enumerate() {
+        let before = mb.mangled();
+        plain_through_a(&net, &ca, v6, i as u8, |_| {
+            let rows = sessions(&cb);
+            assert!(rows.is_empty(), "B's daemon is not in the path: {rows:?}");
+        });
+        assert!(mb.mangled() > before, "v6={v6}: the middlebox saw the SYN");
+        let rows = sessions(&cb);
+        assert!(rows.is_empty(), "B's daemon is not in the path: {rows:?}");
+    }
+}
+
+#[test]
+fn eno_stripped_from_the_client_syn_gives_plain_tcp_without_the_server_proxy() {
+    client_syn_without_eno(Mangle::Strip, 7200);
+}
+
+#[test]
+fn a_legacy_kind_253_syn_gives_plain_tcp_without_the_server_proxy() {
+    client_syn_without_eno(Mangle::Legacy, 7201);
+}
+
+#[test]
+fn eno_stripped_from_the_server_syn_ack_gives_plain_tcp_on_both_daemons() {
+    let net = Net::new();
+    net.echo_service();
+    let (_da, ca) = net.daemon(&net.a, "a");
+    let (_db, cb) = net.daemon(&net.b, "b");
+    let selector = [
+        "-p",
+        "tcp",
+        "--sport",
+        "8080",
+        "--tcp-flags",
+        "SYN,ACK",
+        "SYN,ACK",
+    ];
+    let mb = Middlebox::start(&net.b, 7202, &selector, Mangle::Strip);
+    for (i, v6) in [false, true].into_iter().enumerate() {
+        let before = mb.mangled();
+        plain_through_a(&net, &ca, v6, 10 + i as u8, |client| {
+            // B diverted the SYN (it carried ENO) and falls back when the ACK carries none.
+            let row = wait_row(&cb, |r| r.remote.ip() == client.ip());
+            assert_eq!(row.state, SessionState::Plain, "B relays plain: {row:?}");
+            assert_eq!(row.session_id, None, "{row:?}");
+            let rows = sessions(&cb);
+            assert!(
+                rows.iter().all(|r| r.session_id.is_none()),
+                "B agrees nothing was encrypted: {rows:?}"
+            );
+        });
+        assert!(
+            mb.mangled() > before,
+            "v6={v6}: the middlebox saw B's SYN-ACK with ENO"
+        );
+    }
+}
