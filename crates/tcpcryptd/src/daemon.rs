@@ -54,10 +54,10 @@ const BATCH: usize = 64;
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     /// Not root / no CAP_NET_ADMIN.
-    #[error("tcpcryptd needs root (CAP_NET_ADMIN): {0}")]
+    #[error("{}", privileges_message(.0))]
     Privileges(#[from] tcpcrypt_sys::caps::CapsError),
     /// A listener port is taken or cannot be bound.
-    #[error("bind listener {addr}: {source} (choose another with --client-port/--server-port)")]
+    #[error("bind listener {addr}: {source} ({})", listen_hint(source))]
     Listen {
         /// The address.
         addr: SocketAddr,
@@ -92,6 +92,31 @@ pub enum DaemonError {
         #[source]
         source: io::Error,
     },
+}
+
+/// What to do when a listener cannot be bound.
+fn listen_hint(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::AddrNotAvailable => {
+            "the loopback address is missing: bring loopback up with `ip link set lo up`, \
+             or run without IPv6 (--ipv6 false) if ::1 is disabled"
+        }
+        _ => "choose another with --client-port/--server-port",
+    }
+}
+
+/// The privilege failure and what to do. File capabilities (`setcap`) are not enough: the
+/// daemon runs iptables and ip, which need CAP_NET_ADMIN themselves.
+fn privileges_message(e: &tcpcrypt_sys::caps::CapsError) -> String {
+    use tcpcrypt_sys::caps::CapsError;
+    match e {
+        CapsError::MissingNetAdmin { euid, cap_eff } => format!(
+            "tcpcryptd needs root: CAP_NET_ADMIN is missing (effective uid {euid}, CapEff \
+             {cap_eff:016x}); it changes the firewall (iptables), opens NFQUEUE queues and \
+             transparent sockets: run it as root (`sudo tcpcryptd`)"
+        ),
+        other => format!("tcpcryptd needs root (CAP_NET_ADMIN): {other}"),
+    }
 }
 
 fn io_err(op: &'static str) -> impl FnOnce(io::Error) -> DaemonError {

@@ -5,7 +5,30 @@ use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-fn main() -> anyhow::Result<()> {
+fn main() {
+    if let Err(e) = run() {
+        // One line that says what failed and what to do: no backtrace, no repeated causes.
+        eprintln!("tcpcryptd: error: {}", message(&e));
+        std::process::exit(1);
+    }
+}
+
+/// The error and those of its causes its text does not already include.
+fn message(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !msg.contains(&text) {
+            if !msg.is_empty() {
+                msg.push_str(": ");
+            }
+            msg.push_str(&text);
+        }
+    }
+    msg
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = tcpcryptd::config::Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -23,6 +46,9 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("start the tokio runtime")?;
-    runtime.block_on(tcpcryptd::daemon::run(config))?;
+    // Every daemon error's text includes its cause (and the fix): report that text alone.
+    runtime
+        .block_on(tcpcryptd::daemon::run(config))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())
 }
