@@ -1,0 +1,184 @@
+//! Data-path measurements (printed, never asserted: speed belongs in benchmarks), in the same
+//! namespaces and run: bulk throughput of one and of four streams from A to a sink on B,
+//! without daemons and then through both daemons (encrypted); bytes on A's veth per
+//! application byte (wire overhead); and daemon memory per idle encrypted connection (growth
+//! of each daemon's VmRSS with 500 idle connections open). Run by hand (as root):
+//!
+//! ```text
+//! cargo test -p tcpcryptd --release --test throughput -- --ignored --nocapture
+//! ```
+//!
+//! What it does assert is correctness: every stream's byte count arrives intact, and the
+//! measured daemon runs are encrypted.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::hosts::{addr, sessions, wait_encrypted, Net, TIMEOUT};
+
+const SINK: u16 = 8091;
+const IDLE: u16 = 8092;
+/// Bytes per stream.
+const PER_STREAM: usize = 512 * 1024 * 1024;
+const WRITE: usize = 256 * 1024;
+const IDLE_CONNS: usize = 500;
+
+/// Counts bytes to EOF, answers the count (8 bytes, big-endian).
+fn sink(mut conn: TcpStream) {
+    let mut buf = vec![0u8; WRITE];
+    let mut n = 0u64;
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) => break,
+            Ok(k) => n += k as u64,
+            Err(_) => return,
+        }
+    }
+    let _ = conn.write_all(&n.to_be_bytes());
+}
+
+/// One stream: `PER_STREAM` bytes, then the sink's count.
+fn send_one(dst: SocketAddr) {
+    let mut s = TcpStream::connect_timeout(&dst, TIMEOUT).expect("connect");
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let buf = vec![0x5au8; WRITE];
+    let mut sent = 0;
+    while sent < PER_STREAM {
+        s.write_all(&buf).unwrap();
+        sent += buf.len();
+    }
+    s.shutdown(Shutdown::Write).unwrap();
+    let mut count = [0u8; 8];
+    s.read_exact(&mut count).expect("the sink's count");
+    assert_eq!(
+        u64::from_be_bytes(count),
+        PER_STREAM as u64,
+        "bytes arrived"
+    );
+}
+
+/// Gb/s of `streams` parallel streams (threads created in A's namespace inherit it).
+fn bulk(net: &Net, streams: usize) -> f64 {
+    let dst = addr('b', false, SINK);
+    let took = net
+        .a
+        .run(move || {
+            let t0 = Instant::now();
+            let threads: Vec<_> = (0..streams)
+                .map(|_| std::thread::spawn(move || send_one(dst)))
+                .collect();
+            for t in threads {
+                t.join().expect("stream");
+            }
+            t0.elapsed()
+        })
+        .unwrap();
+    (streams * PER_STREAM) as f64 * 8.0 / took.as_secs_f64() / 1e9
+}
+
+/// Bytes A's veth has sent.
+fn tx_bytes(net: &Net) -> u64 {
+    let dev = net.sh_a(&["cat", "/proc/net/dev"]);
+    let line = dev
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{}:", net.dev_a)))
+        .expect("A's veth in /proc/net/dev");
+    let fields: Vec<&str> = line.split(':').nth(1).unwrap().split_whitespace().collect();
+    fields[8].parse().unwrap()
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn established(control: &Path) -> usize {
+    sessions(control)
+        .iter()
+        .filter(|r| r.state == tcpcrypt_control::SessionState::Established)
+        .count()
+}
+
+#[test]
+#[ignore = "a measurement run by hand (see the module doc)"]
+fn data_path_numbers() {
+    let net = Net::new();
+    net.service(SINK, sink);
+    // Holds connections open until the client closes.
+    net.service(IDLE, |mut conn| {
+        let mut buf = [0u8; 64];
+        while matches!(conn.read(&mut buf), Ok(n) if n > 0) {}
+    });
+    let before = tx_bytes(&net);
+    let plain1 = bulk(&net, 1);
+    let plain_wire = tx_bytes(&net) - before;
+    let plain4 = bulk(&net, 4);
+
+    let (da, ca) = net.daemon_with(&net.a, "a", &[]);
+    let (db, cb) = net.daemon_with(&net.b, "b", &[]);
+    let mut probe = net.connect(addr('b', false, IDLE)).expect("connect");
+    wait_encrypted(&ca, probe.local_addr().unwrap());
+    probe.write_all(b"x").unwrap();
+    drop(probe);
+    let before = tx_bytes(&net);
+    let enc1 = bulk(&net, 1);
+    let enc_wire = tx_bytes(&net) - before;
+    let enc4 = bulk(&net, 4);
+    eprintln!(
+        "bulk, 1 stream:  plain {plain1:.2} Gb/s, tcpcrypt {enc1:.2} Gb/s ({:.0}%)",
+        enc1 / plain1 * 100.0
+    );
+    eprintln!(
+        "bulk, 4 streams: plain {plain4:.2} Gb/s, tcpcrypt {enc4:.2} Gb/s ({:.0}%)",
+        enc4 / plain4 * 100.0
+    );
+    eprintln!(
+        "bytes on A's veth for {PER_STREAM} application bytes: plain {plain_wire}, tcpcrypt {enc_wire} (+{:.3}%)",
+        (enc_wire as f64 / plain_wire as f64 - 1.0) * 100.0
+    );
+
+    // Idle connections: each daemon's memory growth per established, idle connection.
+    let deadline = Instant::now() + TIMEOUT;
+    while established(&ca) > 0 || established(&cb) > 0 {
+        assert!(Instant::now() < deadline, "earlier connections ended");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (rss_a, rss_b) = (rss_kib(da.0.id()), rss_kib(db.0.id()));
+    let dst = addr('b', false, IDLE);
+    let conns = net
+        .a
+        .run(move || {
+            (0..IDLE_CONNS)
+                .map(|_| {
+                    let mut s = TcpStream::connect_timeout(&dst, TIMEOUT).expect("connect");
+                    s.write_all(b"hello").unwrap();
+                    s
+                })
+                .collect::<Vec<_>>()
+        })
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while established(&ca) < IDLE_CONNS || established(&cb) < IDLE_CONNS {
+        assert!(
+            Instant::now() < deadline,
+            "idle connections never all encrypted"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let grow = |now: u64, then: u64| (now.saturating_sub(then)) as f64 / IDLE_CONNS as f64;
+    eprintln!(
+        "memory per idle encrypted connection: A {:.1} KiB, B {:.1} KiB (VmRSS {rss_a} → {} KiB, {rss_b} → {} KiB)",
+        grow(rss_kib(da.0.id()), rss_a),
+        grow(rss_kib(db.0.id()), rss_b),
+        rss_kib(da.0.id()),
+        rss_kib(db.0.id()),
+    );
+    drop(conns);
+}
