@@ -1,0 +1,12 @@
+//! A hostile network in a box, for testing tcpcrypt (RFC 8547 TCP-ENO, RFC 8548) against the
+//! impairments both RFCs discuss (RFC 8547 §4.6, §8-10; RFC 8548 §3.6-3.8, §8-9).
+//!
+//! - [`report`]: the robustness report format shared by every robustness test: one JSON line
+//!   per scenario appended to the file named by [`report::OUT_ENV`], and the renderer that turns
+//!   those lines into `docs/robustness.md` (binary `robustness-report`, run by
+//!   `scripts/robustness.sh`).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod report;

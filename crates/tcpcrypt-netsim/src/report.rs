@@ -1,0 +1,435 @@
+//! The robustness report: what every robustness test records, and how `docs/robustness.md` is
+//! made from it.
+//!
+//! A test runs its trials, checks every one of them (a test that runs without
+//! [`OUT_ENV`] set asserts exactly the same things), and then records one [`Row`] per scenario
+//! with [`Row::record`]. That appends the row as one JSON line to the file named by
+//! [`OUT_ENV`], if the variable is set, and does nothing otherwise. `scripts/robustness.sh`
+//! sets the variable, runs the matrix, and renders the collected lines with [`render`] (through
+//! the `robustness-report` binary).
+//!
+//! One line looks like this:
+//!
+//! ```text
+//! {"section":"impairment","scenario":"loss 1% both ways","expected":"transfer completes, SHA-256 matches, encrypted",
+//!  "trials":3,"as_expected":3,"bytes":6291456,"plaintext_check":"clean","notes":""}
+//! ```
+//!
+//! `plaintext_check` is `"clean"` (the capture of every trial was scanned for the canary and it
+//! was not there), `"not applicable (plain by design)"` (the expected outcome is plain TCP) or
+//! `"LEAK"`. Rows with the same section and scenario are merged when rendered (trials, counts
+//! and bytes added, the worst plaintext check kept), so a test may record one row per trial.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs::OpenOptions;
+use std::io::{self, BufRead, Write as _};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// The environment variable naming the JSON-lines file that [`Row::record`] appends to.
+pub const OUT_ENV: &str = "TCPCRYPT_ROBUSTNESS_OUT";
+
+/// The section a row belongs to when none is given.
+pub const DEFAULT_SECTION: &str = "impairment";
+
+/// What the scan of a scenario's packet captures for the plaintext canary found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum PlaintextCheck {
+    /// Every capture was scanned and the canary appears in none.
+    #[serde(rename = "clean")]
+    Clean,
+    /// The expected outcome is a plain TCP connection, so the canary is on the wire by design.
+    #[serde(rename = "not applicable (plain by design)")]
+    NotApplicable,
+    /// The canary was found on the wire of a connection that negotiated tcpcrypt.
+    #[serde(rename = "LEAK")]
+    Leak,
+}
+
+impl PlaintextCheck {
+    /// The text written in the report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Clean => "clean",
+            Self::NotApplicable => "not applicable (plain by design)",
+            Self::Leak => "LEAK",
+        }
+    }
+}
+
+/// One scenario's result: the unit of the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Row {
+    /// The group the row is listed under (`"impairment"`, `"fault"`, `"bad input"`, `"soak"`, ...).
+    #[serde(default = "default_section")]
+    pub section: String,
+    /// What was done to the connection, e.g. `"loss 1% both ways"`.
+    pub scenario: String,
+    /// The outcome the RFCs (or the project's choice where they allow two) require.
+    pub expected: String,
+    /// How many trials ran.
+    pub trials: u32,
+    /// How many of them ended as expected.
+    pub as_expected: u32,
+    /// Application bytes moved in all trials (both directions).
+    pub bytes: u64,
+    /// The plaintext check of the trials' captures.
+    pub plaintext_check: PlaintextCheck,
+    /// Which behaviour the project chose where the RFC allows two, and anything else to know.
+    #[serde(default)]
+    pub notes: String,
+}
+
+fn default_section() -> String {
+    DEFAULT_SECTION.to_owned()
+}
+
+impl Row {
+    /// A row in the default section with no notes.
+    pub fn new(
+        scenario: impl Into<String>,
+        expected: impl Into<String>,
+        trials: u32,
+        as_expected: u32,
+        bytes: u64,
+        plaintext_check: PlaintextCheck,
+    ) -> Self {
+        Self {
+            section: default_section(),
+            scenario: scenario.into(),
+            expected: expected.into(),
+            trials,
+            as_expected,
+            bytes,
+            plaintext_check,
+            notes: String::new(),
+        }
+    }
+
+    /// The same row in another section.
+    #[must_use]
+    pub fn section(mut self, section: impl Into<String>) -> Self {
+        self.section = section.into();
+        self
+    }
+
+    /// The same row with notes (the chosen behaviour).
+    #[must_use]
+    pub fn notes(mut self, notes: impl Into<String>) -> Self {
+        self.notes = notes.into();
+        self
+    }
+
+    /// Whether every trial ended as expected and nothing leaked.
+    pub fn holds(&self) -> bool {
+        self.trials > 0
+            && self.as_expected == self.trials
+            && self.plaintext_check != PlaintextCheck::Leak
+    }
+
+    /// Appends this row to the file named by [`OUT_ENV`]; `Ok(false)` when the variable is not
+    /// set (nothing is recorded then).
+    pub fn record(&self) -> io::Result<bool> {
+        match std::env::var_os(OUT_ENV) {
+            Some(path) if !path.is_empty() => {
+                self.append_to(Path::new(&path))?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Appends this row as one JSON line to `path` (created if missing). The line is written
+    /// with a single `write` call on a file opened for appending, so rows from tests running in
+    /// parallel do not interleave.
+    pub fn append_to(&self, path: &Path) -> io::Result<()> {
+        let mut line = serde_json::to_string(self).map_err(io::Error::other)?;
+        line.push('\n');
+        let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+        file.write_all(line.as_bytes())
+    }
+}
+
+/// A line of the JSON-lines file that is not a [`Row`].
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The file could not be read.
+    #[error("reading the rows: {0}")]
+    Io(#[from] io::Error),
+    /// A line is not a valid row.
+    #[error("line {line}: not a robustness row: {source}")]
+    Parse {
+        /// 1-based line number.
+        line: usize,
+        /// What serde said.
+        source: serde_json::Error,
+    },
+}
+
+/// Reads the rows of a JSON-lines file (blank lines are skipped).
+pub fn read_rows(reader: impl BufRead) -> Result<Vec<Row>, ReadError> {
+    let mut rows = Vec::new();
+    for (i, line) in reader.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let row = serde_json::from_str(&line).map_err(|source| ReadError::Parse {
+            line: i + 1,
+            source,
+        })?;
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// Merges rows with the same section and scenario: trials, counts and bytes are added, the
+/// worst plaintext check is kept, distinct notes are joined. Order: sections and scenarios in
+/// the order they first appear.
+pub fn merge(rows: &[Row]) -> Vec<Row> {
+    let mut out: Vec<Row> = Vec::new();
+    let mut index: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for row in rows {
+        let key = (row.section.clone(), row.scenario.clone());
+        match index.get(&key) {
+            Some(&i) => {
+                let m = &mut out[i];
+                m.trials = m.trials.saturating_add(row.trials);
+                m.as_expected = m.as_expected.saturating_add(row.as_expected);
+                m.bytes = m.bytes.saturating_add(row.bytes);
+                m.plaintext_check = m.plaintext_check.max(row.plaintext_check);
+                if !row.notes.is_empty() && !m.notes.contains(&row.notes) {
+                    if !m.notes.is_empty() {
+                        m.notes.push_str("; ");
+                    }
+                    m.notes.push_str(&row.notes);
+                }
+            }
+            None => {
+                index.insert(key, out.len());
+                out.push(row.clone());
+            }
+        }
+    }
+    // Group by section, keeping the first-appearance order of sections and of rows within one.
+    let mut sections: Vec<String> = Vec::new();
+    for row in &out {
+        if !sections.contains(&row.section) {
+            sections.push(row.section.clone());
+        }
+    }
+    let mut grouped = Vec::with_capacity(out.len());
+    for section in &sections {
+        grouped.extend(out.iter().filter(|r| &r.section == section).cloned());
+    }
+    grouped
+}
+
+/// How the rows were produced: written at the top of the document.
+#[derive(Debug, Clone, Default)]
+pub struct Meta {
+    /// When (UTC), e.g. `2026-11-27 14:00 UTC`.
+    pub date: String,
+    /// The mode, e.g. `quick` or `long`, and what it means.
+    pub mode: String,
+    /// The machine (kernel, cores, memory).
+    pub machine: String,
+    /// The command that produced the document.
+    pub command: String,
+}
+
+/// Escapes a table cell (pipes and newlines would break the Markdown table).
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+/// Formats a byte count with a binary unit.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// Renders `docs/robustness.md` from the rows (merged first, see [`merge`]).
+pub fn render(rows: &[Row], meta: &Meta) -> String {
+    let rows = merge(rows);
+    let mut s = String::new();
+    let _ = writeln!(s, "# Robustness matrix");
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "Generated by the test tooling (`scripts/robustness.sh`, renderer \
+         `crates/tcpcrypt-netsim/src/report.rs`); do not edit by hand."
+    );
+    let _ = writeln!(s);
+    let _ = writeln!(s, "- date: {}", meta.date);
+    let _ = writeln!(s, "- mode: {}", meta.mode);
+    let _ = writeln!(s, "- machine: {}", meta.machine);
+    let _ = writeln!(s, "- command: `{}`", meta.command);
+    let total = rows.len();
+    let holding = rows.iter().filter(|r| r.holds()).count();
+    let trials: u64 = rows.iter().map(|r| u64::from(r.trials)).sum();
+    let bytes: u64 = rows.iter().map(|r| r.bytes).sum();
+    let _ = writeln!(
+        s,
+        "- result: {holding} of {total} scenarios held in every trial ({trials} trials, {} moved)",
+        human_bytes(bytes)
+    );
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "A scenario holds when every trial ended as expected and no capture of a connection that \
+         negotiated tcpcrypt contained the plaintext canary. \"plain by design\" rows expect a \
+         plain TCP connection, so the canary is on the wire there by design."
+    );
+    let mut section: Option<&str> = None;
+    for row in &rows {
+        if section != Some(row.section.as_str()) {
+            section = Some(row.section.as_str());
+            let _ = writeln!(s);
+            let _ = writeln!(s, "## {}", row.section);
+            let _ = writeln!(s);
+            let _ = writeln!(
+                s,
+                "| scenario | expected | trials | as expected | bytes | plaintext check | holds | chosen behaviour / notes |"
+            );
+            let _ = writeln!(s, "|---|---|---:|---:|---:|---|---|---|");
+        }
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            cell(&row.scenario),
+            cell(&row.expected),
+            row.trials,
+            row.as_expected,
+            human_bytes(row.bytes),
+            row.plaintext_check.as_str(),
+            if row.holds() { "yes" } else { "**NO**" },
+            cell(&row.notes)
+        );
+    }
+    if rows.is_empty() {
+        let _ = writeln!(s);
+        let _ = writeln!(s, "No rows were recorded.");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(scenario: &str, trials: u32, ok: u32, check: PlaintextCheck) -> Row {
+        Row::new(scenario, "completes", trials, ok, 1000, check)
+    }
+
+    #[test]
+    fn json_line_round_trips_with_the_documented_names() {
+        let r = row("loss 1%", 3, 3, PlaintextCheck::NotApplicable).notes("plain fallback");
+        let line = serde_json::to_string(&r).unwrap();
+        assert!(line.contains(r#""plaintext_check":"not applicable (plain by design)""#));
+        assert!(line.contains(r#""section":"impairment""#));
+        let back = read_rows(line.as_bytes()).unwrap();
+        assert_eq!(back, vec![r]);
+        let leak: Row = serde_json::from_str(
+            r#"{"scenario":"x","expected":"y","trials":1,"as_expected":1,"bytes":5,"plaintext_check":"LEAK"}"#,
+        )
+        .unwrap();
+        assert_eq!(leak.plaintext_check, PlaintextCheck::Leak);
+        assert_eq!(leak.section, DEFAULT_SECTION);
+        assert!(!leak.holds());
+    }
+
+    #[test]
+    fn a_bad_line_is_a_typed_error_with_its_number() {
+        let text = format!(
+            "{}\n\n{{\"scenario\":1}}\n",
+            serde_json::to_string(&row("a", 1, 1, PlaintextCheck::Clean)).unwrap()
+        );
+        match read_rows(text.as_bytes()) {
+            Err(ReadError::Parse { line, .. }) => assert_eq!(line, 3),
+            other => panic!("expected a parse error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn append_to_writes_one_line_per_row() {
+        let dir = std::env::temp_dir().join(format!("netsim-report-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("rows.jsonl");
+        let _ = std::fs::remove_file(&path);
+        row("a", 1, 1, PlaintextCheck::Clean)
+            .append_to(&path)
+            .unwrap();
+        row("b", 2, 1, PlaintextCheck::Clean)
+            .append_to(&path)
+            .unwrap();
+        let rows = read_rows(io::BufReader::new(std::fs::File::open(&path).unwrap())).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].scenario, "b");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn merge_adds_counts_and_keeps_the_worst_check() {
+        let rows = vec![
+            row("a", 2, 2, PlaintextCheck::Clean),
+            row("b", 1, 1, PlaintextCheck::Clean).section("fault"),
+            row("a", 3, 2, PlaintextCheck::Leak).notes("n1"),
+            row("c", 1, 1, PlaintextCheck::Clean),
+        ];
+        let m = merge(&rows);
+        assert_eq!(
+            m.iter().map(|r| r.scenario.as_str()).collect::<Vec<_>>(),
+            ["a", "c", "b"]
+        );
+        assert_eq!((m[0].trials, m[0].as_expected, m[0].bytes), (5, 4, 2000));
+        assert_eq!(m[0].plaintext_check, PlaintextCheck::Leak);
+        assert_eq!(m[0].notes, "n1");
+        assert!(!m[0].holds());
+        assert!(m[1].holds());
+    }
+
+    #[test]
+    fn render_marks_rows_that_do_not_hold_and_escapes_cells() {
+        let rows = vec![
+            row("ok | pipe", 2, 2, PlaintextCheck::Clean),
+            row("bad", 2, 1, PlaintextCheck::Clean).section("fault"),
+        ];
+        let meta = Meta {
+            date: "D".into(),
+            mode: "quick".into(),
+            machine: "M".into(),
+            command: "C".into(),
+        };
+        let doc = render(&rows, &meta);
+        assert!(doc.contains("- mode: quick"));
+        assert!(doc.contains("| ok \\| pipe | completes | 2 | 2 | 1000 B | clean | yes |"));
+        assert!(doc.contains("## fault"));
+        assert!(doc.contains("| bad | completes | 2 | 1 | 1000 B | clean | **NO** |"));
+        assert!(doc.contains("1 of 2 scenarios held"));
+        assert!(render(&[], &meta).contains("No rows were recorded."));
+    }
+
+    #[test]
+    fn zero_trials_never_hold() {
+        assert!(!row("a", 0, 0, PlaintextCheck::Clean).holds());
+    }
+
+    #[test]
+    fn human_bytes_units() {
+        assert_eq!(human_bytes(5), "5 B");
+        assert_eq!(human_bytes(3 * 1024 * 1024), "3.0 MiB");
+    }
+}
