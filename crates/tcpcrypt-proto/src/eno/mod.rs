@@ -52,12 +52,14 @@
 mod config;
 mod fallback;
 mod negotiation;
+mod observe;
 mod scan;
 mod select;
 
 pub use config::{Config, ConfigError};
 pub use fallback::FallbackReason;
 pub use negotiation::{Negotiation, Opener, State};
+pub use observe::{observe, resumption_attempt, Observed};
 
 /// The TCP flags of a segment that matter to ENO (RFC 8547 §3), plus whether it carries
 /// payload.

@@ -23,6 +23,7 @@ pub mod config;
 pub mod event;
 mod handshake;
 mod input;
+mod observer;
 mod output;
 mod receiver;
 mod rekey;
@@ -38,6 +39,7 @@ use crate::consts::MAX_SEND_BUFFER;
 use crate::consts::{AeadId, Role, TepId, N_A_LEN};
 use crate::crypto::{CryptoProvider, Rng};
 use crate::error::Error;
+use crate::keylog::KeyLogEntry;
 use crate::keys::{ResumableSecret, SessionId, SessionSecret};
 use crate::negotiated::{Negotiated, Resumption};
 use crate::wire::frame::PlaintextHeader;
@@ -45,6 +47,7 @@ use crate::wire::frame::PlaintextHeader;
 pub use app_calls::SendBuffer;
 pub use config::SessionConfig;
 pub use event::{Event, Opened, Peek, Read, Transmit};
+pub use observer::{FrameOpener, ObservedFrame};
 
 use handshake::{Handshake, KeysAgreed};
 use receiver::Receiver;
@@ -262,6 +265,10 @@ impl Session {
         self.resumed = true;
         self.install_keys(&secret, sn.as_bytes(), aead, 0)?;
         let session_id = secret.session_id(self.tep_byte, sn.as_bytes());
+        self.log_key(&KeyLogEntry::SessionSecret {
+            session_id: &session_id,
+            ss: secret.expose_secret(),
+        });
         // ss[i] is dropped (zeroed) here: the cache already holds ss[i+1].
         drop(secret);
         self.established(session_id, aead)
@@ -284,6 +291,14 @@ impl Session {
         self.rx.start(rx_keys, peer_init_len);
         self.aead = Some(aead);
         Ok(())
+    }
+
+    /// Debug mode (RFC 8547 §5): hands the session's secret to the configured key log, if any.
+    /// Called exactly once per session, when its keys exist.
+    fn log_key(&self, entry: &KeyLogEntry<'_>) {
+        if let Some(key_log) = &self.config.key_log {
+            key_log.log(entry);
+        }
     }
 
     /// Keys are in place: report it, and seal FINp if the application closed early.
@@ -310,6 +325,7 @@ impl Session {
     fn key_exchange_done(&mut self, agreed: KeysAgreed) -> Result<(), Error> {
         let KeysAgreed {
             ss0,
+            es,
             aead,
             init2,
             peer_init_len,
@@ -320,6 +336,11 @@ impl Session {
         }
         self.install_keys(&ss0, &[], aead, peer_init_len)?;
         let session_id = ss0.session_id(self.tep_byte, &[]);
+        self.log_key(&KeyLogEntry::SharedSecret {
+            session_id: &session_id,
+            es: es.as_bytes(),
+        });
+        drop(es);
         // "Cache nothing" (RFC 8548 §3.5): ss[1] is never derived, ss[0] just erased.
         let ss1 = self.cache_secrets.then(|| ResumableSecret {
             tep: self.tep,
