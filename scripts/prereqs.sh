@@ -14,6 +14,8 @@ command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3)
 command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 command -v tcpdump >/dev/null 2>&1 || need_pkgs+=(tcpdump)
 command -v setpriv >/dev/null 2>&1 || need_pkgs+=(util-linux)
+# tcpcrypt-netsim's middlebox: turn veth offloads off so segments stay within the MTU.
+command -v ethtool >/dev/null 2>&1 || need_pkgs+=(ethtool)
 # demo.sh: an unmodified client (python3, above, is the server).
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
 
