@@ -24,6 +24,7 @@
 //! resumption = true
 //! handshake_timeout_secs = 10
 //! connect_timeout_ms = 3000
+//! max_connections = 16384       # beyond it, new connections are left plain (fail-open)
 //! [marks]
 //! upstream = 0x1
 //! service = 0x2
@@ -383,6 +384,9 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// How long a pre-connect (upstream or to the local service) may take.
     pub connect_timeout: Duration,
+    /// Connections the daemon proxies at once (held SYNs, pre-connected sockets, pairs);
+    /// beyond it new connections are not intercepted and stay plain TCP (fail-open).
+    pub max_connections: usize,
 }
 
 impl Config {
@@ -483,6 +487,9 @@ pub struct Cli {
     /// Pre-connect deadline in milliseconds.
     #[arg(long)]
     pub connect_timeout_ms: Option<u64>,
+    /// Connections proxied at once; beyond it new ones stay plain (fail-open).
+    #[arg(long)]
+    pub max_connections: Option<usize>,
     /// Packet marks as "upstream,service,redirect,reject,divert,tproxy" (hex or decimal).
     #[arg(long)]
     pub marks: Option<String>,
@@ -513,6 +520,7 @@ struct FileConfig {
     resumption: Option<bool>,
     handshake_timeout_secs: Option<u64>,
     connect_timeout_ms: Option<u64>,
+    max_connections: Option<usize>,
     marks: Option<Marks>,
 }
 
@@ -526,6 +534,8 @@ const DEFAULT_ROUTE_TABLE: u32 = 100;
 const DEFAULT_RULE_PREF: u32 = 100;
 const DEFAULT_HANDSHAKE_TIMEOUT_SECS: u64 = 10;
 const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 3000;
+/// As many as the SYN path's flow table holds ([`crate::syn::Limits`]).
+const DEFAULT_MAX_CONNECTIONS: usize = 16384;
 /// Longest chain suffix the rule sets use ("S_MPRE"); iptables allows 28 characters.
 const MAX_PREFIX_LEN: usize = 28 - 6;
 
@@ -636,6 +646,10 @@ impl Cli {
                     .or(f.connect_timeout_ms)
                     .unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS),
             ),
+            max_connections: self
+                .max_connections
+                .or(f.max_connections)
+                .unwrap_or(DEFAULT_MAX_CONNECTIONS),
         };
         validate(&config)?;
         Ok(config)
@@ -678,6 +692,12 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     }
     if c.aeads.is_empty() {
         return Err(invalid("aeads", "empty: no frame could be protected"));
+    }
+    if c.max_connections == 0 {
+        return Err(invalid(
+            "max_connections",
+            "0 would never intercept anything",
+        ));
     }
     if c.handshake_timeout.is_zero() || c.connect_timeout.is_zero() {
         return Err(invalid(

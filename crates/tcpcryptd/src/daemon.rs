@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -129,14 +130,40 @@ struct SynState {
     waiters: HashMap<ConnKey, oneshot::Sender<Outcome>>,
 }
 
+/// One connection's share of `max_connections`, from its held SYN to the end of its pair
+/// (through the pre-connected socket's map entry); released when dropped.
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    /// A slot if fewer than `max` are taken.
+    fn take(live: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
+        live.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .ok()
+        .map(|_| Self(live.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A pre-connected socket waiting for its accepted half.
+type Preconnected = Mutex<HashMap<ConnKey, (TcpStream, Instant, Slot)>>;
+
 /// What every task shares.
 struct Shared {
     config: Config,
     syn: Mutex<SynState>,
+    /// Slots taken (see [`Slot`]).
+    live: Arc<AtomicUsize>,
     /// Client side: pre-connected upstream sockets by (app address, original destination).
-    upstreams: Mutex<HashMap<ConnKey, (TcpStream, Instant)>>,
+    upstreams: Preconnected,
     /// Server side: pre-connected service sockets by (original destination, client address).
-    services: Mutex<HashMap<ConnKey, (TcpStream, Instant)>>,
+    services: Preconnected,
     registry: Arc<Registry>,
     provider: Arc<dyn CryptoProvider>,
     session_config: Arc<SessionConfig>,
@@ -223,6 +250,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             ),
             waiters: HashMap::new(),
         }),
+        live: Arc::new(AtomicUsize::new(0)),
         upstreams: Mutex::new(HashMap::new()),
         services: Mutex::new(HashMap::new()),
         registry: registry.clone(),
@@ -306,8 +334,8 @@ async fn housekeeping(shared: Arc<Shared>) {
         tick.tick().await;
         let now = Instant::now();
         let fresh = |t: &Instant| now.saturating_duration_since(*t) < Duration::from_secs(30);
-        lock(&shared.upstreams).retain(|_, (_, t)| fresh(t));
-        lock(&shared.services).retain(|_, (_, t)| fresh(t));
+        lock(&shared.upstreams).retain(|_, (_, t, _)| fresh(t));
+        lock(&shared.services).retain(|_, (_, t, _)| fresh(t));
         lock(&shared.syn).path.expire(now);
     }
 }
@@ -379,8 +407,15 @@ fn handle_packet(shared: &Arc<Shared>, queue: &SharedQueue, kind: QueueKind, pac
                 AppSyn::Duplicate => send_verdict(queue, packet.id, Verdict::Drop),
                 AppSyn::Repeat(mark) => send_verdict(queue, packet.id, mark_verdict(mark)),
                 AppSyn::Hold(key) => {
-                    let (shared, queue) = (shared.clone(), queue.clone());
-                    tokio::spawn(async move { hold_app_syn(shared, queue, packet.id, key).await });
+                    match Slot::take(&shared.live, shared.config.max_connections) {
+                        Some(slot) => {
+                            let (shared, queue) = (shared.clone(), queue.clone());
+                            tokio::spawn(async move {
+                                hold_app_syn(shared, queue, packet.id, key, slot).await;
+                            });
+                        }
+                        None => over_limit(shared, queue, packet.id, key, now),
+                    }
                 }
             }
         }
@@ -395,14 +430,30 @@ fn handle_packet(shared: &Arc<Shared>, queue: &SharedQueue, kind: QueueKind, pac
                 ServerSyn::Duplicate => send_verdict(queue, packet.id, Verdict::Drop),
                 ServerSyn::Repeat(mark) => send_verdict(queue, packet.id, mark_verdict(mark)),
                 ServerSyn::Divert { key, replace } => {
-                    let (shared, queue) = (shared.clone(), queue.clone());
-                    tokio::spawn(async move {
-                        hold_server_syn(shared, queue, packet.id, key, replace).await;
-                    });
+                    match Slot::take(&shared.live, shared.config.max_connections) {
+                        Some(slot) => {
+                            let (shared, queue) = (shared.clone(), queue.clone());
+                            tokio::spawn(async move {
+                                hold_server_syn(shared, queue, packet.id, key, replace, slot).await;
+                            });
+                        }
+                        None => over_limit(shared, queue, packet.id, key, now),
+                    }
                 }
             }
         }
     }
+}
+
+/// `max_connections` reached: the SYN goes on unmarked and undiverted, so the connection is
+/// plain TCP on both ends (fail-open; retransmissions get the same verdict).
+fn over_limit(shared: &Shared, queue: &SharedQueue, id: u32, key: ConnKey, now: Instant) {
+    debug!(
+        "{key:?}: {} connections proxied already; left plain",
+        shared.config.max_connections
+    );
+    lock(&shared.syn).path.decide(key, None, false, now);
+    send_verdict(queue, id, Verdict::ACCEPT);
 }
 
 fn mark_verdict(mark: Option<u32>) -> Verdict<'static> {
@@ -421,12 +472,12 @@ fn deliver(st: &mut SynState, key: ConnKey) -> Option<Outcome> {
 }
 
 /// Client side: pre-connect upstream, then release the application's SYN (recipe 1b).
-async fn hold_app_syn(shared: Arc<Shared>, queue: SharedQueue, id: u32, key: ConnKey) {
+async fn hold_app_syn(shared: Arc<Shared>, queue: SharedQueue, id: u32, key: ConnKey, slot: Slot) {
     let marks = shared.config.marks;
     let result = preconnect_upstream(&shared, key.remote).await;
     let mark = match result {
         Ok(stream) => {
-            lock(&shared.upstreams).insert(key, (stream, Instant::now()));
+            lock(&shared.upstreams).insert(key, (stream, Instant::now(), slot));
             Some(marks.redirect)
         }
         Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
@@ -479,11 +530,12 @@ async fn hold_server_syn(
     id: u32,
     key: ConnKey,
     replace: Option<Vec<u8>>,
+    slot: Slot,
 ) {
     let marks = shared.config.marks;
     match preconnect_service(&shared, key).await {
         Ok(stream) => {
-            lock(&shared.services).insert(key, (stream, Instant::now()));
+            lock(&shared.services).insert(key, (stream, Instant::now(), slot));
             lock(&shared.syn)
                 .path
                 .decide(key, Some(marks.divert), true, Instant::now());
@@ -570,6 +622,8 @@ struct Pair {
     key: ConnKey,
     /// The application's (local, remote) view.
     view: (SocketAddr, SocketAddr),
+    /// Held until the pair ends.
+    _slot: Slot,
 }
 
 async fn take_connection(
@@ -585,13 +639,14 @@ async fn take_connection(
                 local: canonical(peer),
                 remote: canonical(orig),
             };
-            lock(&shared.upstreams).remove(&key).map(|(net, _)| {
+            lock(&shared.upstreams).remove(&key).map(|(net, _, slot)| {
                 let net_key = stream_key(&net);
                 Pair {
                     app: accepted,
                     net,
                     key: net_key,
                     view: (peer, orig),
+                    _slot: slot,
                 }
             })
         }
@@ -601,7 +656,7 @@ async fn take_connection(
                 local: canonical(local),
                 remote: canonical(peer),
             };
-            lock(&shared.services).remove(&key).map(|(app, _)| {
+            lock(&shared.services).remove(&key).map(|(app, _, slot)| {
                 let view = (
                     app.peer_addr().unwrap_or(local),
                     app.local_addr().unwrap_or(peer),
@@ -611,6 +666,7 @@ async fn take_connection(
                     net: accepted,
                     key,
                     view,
+                    _slot: slot,
                 }
             })
         }
