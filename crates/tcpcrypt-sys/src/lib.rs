@@ -9,6 +9,7 @@
 //!   caps      root / CAP_NET_ADMIN check with an actionable message
 //!   rlimit    raise the open-file limit (RLIMIT_NOFILE) to the hard limit
 //!   netns     network namespaces (create, enter, delete) for tests and tools
+//!   packet_socket  AF_PACKET raw sockets on one interface (the test middlebox's bridge)
 //! ```
 //!
 //! The packet bytes themselves are read and rewritten by the sans-IO
@@ -24,6 +25,7 @@
 pub mod caps;
 pub mod netns;
 pub mod nfqueue;
+pub mod packet_socket;
 pub mod rlimit;
 pub mod rules;
 pub mod sockopt;
