@@ -25,6 +25,7 @@ pub mod consts;
 pub mod crypto;
 pub mod eno;
 pub mod error;
+pub mod keylog;
 pub mod keys;
 pub mod negotiated;
 pub mod resume;

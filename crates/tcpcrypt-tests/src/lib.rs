@@ -136,6 +136,9 @@ pub struct Link {
     pub init_end: Option<u64>,
     /// Stream offset at which the sender's FIN was reported.
     pub fin_at: Option<u64>,
+    /// When `Some`, every byte that entered the link (after the flip hook) is appended here: the
+    /// stream as a capture would show it.
+    pub tap: Option<Vec<u8>>,
 }
 
 impl Link {
@@ -162,6 +165,9 @@ impl Link {
                 }
             }
             self.queue.push_back(b);
+            if let Some(tap) = self.tap.as_mut() {
+                tap.push(b);
+            }
             self.sent += 1;
         }
         if self.truncate_at == Some(self.sent) {

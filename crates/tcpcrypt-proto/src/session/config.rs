@@ -1,15 +1,17 @@
 //! Per-connection settings of the stream path (RFC 8548 §3.3, §3.6, §3.8, §3.9).
 
 use core::time::Duration;
+use std::sync::Arc;
 
 use crate::consts::{
     AeadId, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_LIVENESS_TIMEOUT, MAX_FRAME_DATA,
     MAX_FRAME_DATA_URGENT, REKEY_AFTER_BYTES, REKEY_AFTER_FRAMES,
 };
+use crate::keylog::KeyLog;
 
 /// Settings of a [`Session`](super::Session). One value can be shared by many sessions (pass
 /// it in an `Arc`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct SessionConfig {
     /// The AEADs host A lists in Init1, in this order (RFC 8548 §3.3: implementations SHOULD let
     /// the user choose the list advertised as A). Entries the provider lacks are skipped; at
@@ -35,7 +37,32 @@ pub struct SessionConfig {
     /// fails it with [`Error::HandshakeTimeout`](crate::Error::HandshakeTimeout). Default
     /// [`DEFAULT_HANDSHAKE_TIMEOUT`].
     pub handshake_timeout: Duration,
+    /// Debug mode (RFC 8547 §5): where each session hands its secret once its keys exist (ES
+    /// of a fresh key exchange, ss\[i\] of a resumed session). `None`, the default, exports
+    /// nothing. Whoever reads the log can decrypt the connections it names.
+    pub key_log: Option<Arc<dyn KeyLog>>,
 }
+
+impl PartialEq for SessionConfig {
+    /// Field by field; two key logs are equal only if they are the same object.
+    fn eq(&self, other: &Self) -> bool {
+        let same_log = match (&self.key_log, &other.key_log) {
+            (None, None) => true,
+            (Some(a), Some(b)) => core::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b)),
+            _ => false,
+        };
+        self.aead_offer == other.aead_offer
+            && self.aead_preference == other.aead_preference
+            && self.rekey_after_frames == other.rekey_after_frames
+            && self.rekey_after_bytes == other.rekey_after_bytes
+            && self.max_frame_data == other.max_frame_data
+            && self.liveness_timeout == other.liveness_timeout
+            && self.handshake_timeout == other.handshake_timeout
+            && same_log
+    }
+}
+
+impl Eq for SessionConfig {}
 
 impl Default for SessionConfig {
     fn default() -> Self {
@@ -55,11 +82,20 @@ impl Default for SessionConfig {
             max_frame_data: MAX_FRAME_DATA,
             liveness_timeout: DEFAULT_LIVENESS_TIMEOUT,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            key_log: None,
         }
     }
 }
 
 impl SessionConfig {
+    /// Turns on the key log (RFC 8547 §5 debug mode): every session made with this config
+    /// passes its secret to `key_log` once.
+    #[must_use]
+    pub fn with_key_log(mut self, key_log: Arc<dyn KeyLog>) -> Self {
+        self.key_log = Some(key_log);
+        self
+    }
+
     /// The frame-count rekey limit in force: clamped to `1..=REKEY_AFTER_FRAMES`.
     pub(crate) fn frame_limit(&self) -> u64 {
         self.rekey_after_frames.clamp(1, REKEY_AFTER_FRAMES)

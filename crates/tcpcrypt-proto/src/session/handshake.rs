@@ -12,7 +12,7 @@
 //! private key is consumed by the agreement.
 
 use crate::consts::{AeadId, INIT_HEADER_LEN, N_A_LEN, N_B_LEN};
-use crate::crypto::{CryptoProvider, EphemeralSecret};
+use crate::crypto::{CryptoProvider, EphemeralSecret, SharedSecret};
 use crate::error::{Error, PeerMisbehaved};
 use crate::keys::SessionSecret;
 use crate::wire::init::{init_bytes_needed, Init1Repr, Init2Repr, InitKind};
@@ -57,6 +57,8 @@ pub(crate) struct ExpectInit2 {
 pub(crate) struct KeysAgreed {
     /// ss\[0\].
     pub(crate) ss0: SessionSecret,
+    /// ES, kept only for the key log (RFC 8547 §5 debug mode); zeroed on drop.
+    pub(crate) es: SharedSecret,
     /// The AEAD of the session (B's choice).
     pub(crate) aead: AeadId,
     /// Host B: the Init2 to send, exactly as hashed.
@@ -202,6 +204,7 @@ impl ExpectInit1 {
         );
         Ok(KeysAgreed {
             ss0,
+            es,
             aead,
             init2: Some(init2),
             peer_init_len: self.rx.len(),
@@ -230,6 +233,7 @@ impl ExpectInit2 {
         );
         Ok(KeysAgreed {
             ss0,
+            es,
             aead: init2.sym_cipher,
             init2: None,
             peer_init_len: self.rx.len(),
