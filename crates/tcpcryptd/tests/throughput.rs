@@ -2,11 +2,14 @@
 //! namespaces and run: bulk throughput of one and of four streams from A to a sink on B,
 //! without daemons and then through both daemons (encrypted); bytes on A's veth per
 //! application byte (wire overhead); and daemon memory per idle encrypted connection (growth
-//! of each daemon's VmRSS with 500 idle connections open). Run by hand (as root):
+//! of each daemon's VmRSS with 500 connections open, idle after a 32 KiB echo each). Run by hand (as root):
 //!
 //! ```text
 //! cargo test -p tcpcryptd --release --test throughput -- --ignored --nocapture
 //! ```
+//!
+//! With `TCPCRYPTD_PERF=<file>` set, `perf record -g` profiles both daemons during the
+//! encrypted bulk runs and writes `<file>` (read it with `perf report -i <file>`).
 //!
 //! What it does assert is correctness: every stream's byte count arrives intact, and the
 //! measured daemon runs are encrypted.
@@ -26,6 +29,8 @@ const IDLE: u16 = 8092;
 const PER_STREAM: usize = 512 * 1024 * 1024;
 const WRITE: usize = 256 * 1024;
 const IDLE_CONNS: usize = 500;
+/// What each idle connection exchanges (both ways) before it goes idle.
+const BURST: usize = 32 * 1024;
 
 /// Counts bytes to EOF, answers the count (8 bytes, big-endian).
 fn sink(mut conn: TcpStream) {
@@ -110,10 +115,14 @@ fn established(control: &Path) -> usize {
 fn data_path_numbers() {
     let net = Net::new();
     net.service(SINK, sink);
-    // Holds connections open until the client closes.
+    // Echoes until the client closes.
     net.service(IDLE, |mut conn| {
-        let mut buf = [0u8; 64];
-        while matches!(conn.read(&mut buf), Ok(n) if n > 0) {}
+        let mut buf = vec![0u8; BURST];
+        while let Ok(n @ 1..) = conn.read(&mut buf) {
+            if conn.write_all(&buf[..n]).is_err() {
+                return;
+            }
+        }
     });
     let before = tx_bytes(&net);
     let plain1 = bulk(&net, 1);
@@ -125,11 +134,29 @@ fn data_path_numbers() {
     let mut probe = net.connect(addr('b', false, IDLE)).expect("connect");
     wait_encrypted(&ca, probe.local_addr().unwrap());
     probe.write_all(b"x").unwrap();
+    let mut echo = [0u8; 1];
+    probe.read_exact(&mut echo).expect("the echo");
     drop(probe);
+    let perf = std::env::var("TCPCRYPTD_PERF").ok().map(|file| {
+        let pids = format!("{},{}", da.0.id(), db.0.id());
+        let child = std::process::Command::new("perf")
+            .args(["record", "-g", "-o", &file, "-p", &pids])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start perf");
+        std::thread::sleep(Duration::from_millis(500));
+        child
+    });
     let before = tx_bytes(&net);
     let enc1 = bulk(&net, 1);
     let enc_wire = tx_bytes(&net) - before;
     let enc4 = bulk(&net, 4);
+    if let Some(mut child) = perf {
+        // SIGINT makes perf write its file and exit.
+        common::sh(&["kill", "-INT", &child.id().to_string()]);
+        let _ = child.wait();
+    }
     eprintln!(
         "bulk, 1 stream:  plain {plain1:.2} Gb/s, tcpcrypt {enc1:.2} Gb/s ({:.0}%)",
         enc1 / plain1 * 100.0
@@ -157,7 +184,12 @@ fn data_path_numbers() {
             (0..IDLE_CONNS)
                 .map(|_| {
                     let mut s = TcpStream::connect_timeout(&dst, TIMEOUT).expect("connect");
-                    s.write_all(b"hello").unwrap();
+                    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+                    let data = vec![0xa5u8; BURST];
+                    s.write_all(&data).unwrap();
+                    let mut back = vec![0u8; BURST];
+                    s.read_exact(&mut back).expect("the echo");
+                    assert_eq!(back, data);
                     s
                 })
                 .collect::<Vec<_>>()
