@@ -262,3 +262,80 @@ fn rekey_urgent_and_fin_frames_in_place() {
     assert_eq!(b.read_plaintext(&mut [0; 8]), Ok(Read::Eof));
     assert_eq!(b.handle_peer_fin(), Ok(()));
 }
+
+#[test]
+fn frame_boundary_is_known_only_after_the_key_exchange_and_between_frames() {
+    let cfg = Arc::new(SessionConfig::default());
+    let a = Session::new(
+        fresh(Role::A, TEP),
+        cfg,
+        provider(),
+        &mut TestRng::new(1),
+        Instant::now(),
+    )
+    .unwrap();
+    assert!(!a.at_frame_boundary(), "Init2 first");
+    let mut p = established();
+    let (stream, msg) = frames(&mut p, &[100, 200]);
+    let b = &mut p.b.session;
+    assert!(b.at_frame_boundary());
+    let f1 = 100 + FRAME_OVERHEAD;
+    let mut buf = stream.clone();
+    // A frame cut by the buffer's end is copied into the session: no boundary until it is
+    // complete.
+    let o = b.open_in_place(&mut buf[..f1 + 10]).unwrap();
+    assert_eq!(o.data, &msg[..100]);
+    assert!(b.at_frame_boundary());
+    let o = b.open_in_place(&mut buf[f1..f1 + 10]).unwrap();
+    assert_eq!(o.consumed, 10);
+    assert!(!b.at_frame_boundary());
+    let o = b.open_in_place(&mut buf[f1 + 10..]).unwrap();
+    assert_eq!(o.consumed, stream.len() - f1 - 10);
+    assert!(b.at_frame_boundary());
+    let mut out = [0u8; 300];
+    assert_eq!(b.read_plaintext(&mut out), Ok(Read::Data(200)));
+    assert_eq!(&out[..200], &msg[100..]);
+    b.abort();
+    assert!(!b.at_frame_boundary(), "a failed session expects nothing");
+}
+
+#[test]
+fn released_buffers_keep_waiting_bytes_and_the_stream_goes_on() {
+    let mut p = established();
+    assert_eq!(write_in_place(&mut p.a.session, &data(70_000, 5)), 70_000);
+    let (a, b) = (&mut p.a.session, &mut p.b.session);
+    let sealed = a.peek_ciphertext().to_vec();
+    assert!(a.buffer_memory() >= sealed.len());
+    a.release_buffers();
+    assert_eq!(a.peek_ciphertext(), &sealed[..], "waiting bytes are kept");
+    let _ = a.consume_ciphertext(sealed.len());
+    a.release_buffers();
+    assert_eq!(a.buffer_memory(), 0, "nothing waits: all memory given back");
+    // The peer holds part of a frame: kept; once read, released.
+    let mut wire = sealed.clone();
+    let cut = wire.len() - 10;
+    let mut got = Vec::new();
+    let mut at = 0;
+    while at < cut {
+        let o = b.open_in_place(&mut wire[at..cut]).unwrap();
+        got.extend_from_slice(o.data);
+        at += o.consumed;
+    }
+    b.release_buffers();
+    assert!(b.buffer_memory() > 0, "the partial frame is kept");
+    let o = b.open_in_place(&mut wire[cut..]).unwrap();
+    assert_eq!(o.consumed, 10);
+    let mut out = vec![0u8; 70_000];
+    let Ok(Read::Data(n)) = b.read_plaintext(&mut out) else {
+        panic!("the completed frame's data")
+    };
+    got.extend_from_slice(&out[..n]);
+    assert_eq!(got, data(70_000, 5));
+    b.release_buffers();
+    assert_eq!(b.buffer_memory(), 0);
+    // Both go on after releasing.
+    assert_eq!(a.write_plaintext(b"more").unwrap(), 4);
+    let mut more = take_all(a);
+    let o = b.open_in_place(&mut more).unwrap();
+    assert_eq!(o.data, b"more");
+}

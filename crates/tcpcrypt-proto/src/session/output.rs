@@ -85,6 +85,33 @@ impl Session {
         }
     }
 
+    /// True when the next byte of the peer's stream the session expects starts a frame
+    /// (RFC 8548 §4.2): the key exchange is done and no partial frame is held. A driver using
+    /// [`open_in_place`](Self::open_in_place) can then read the frame's length from its header
+    /// ([`FrameHeader::parse`](crate::wire::frame::FrameHeader::parse)) and offer only whole
+    /// frames, moving a frame cut by the end of its buffer to the front instead: no frame is
+    /// then ever copied into the session.
+    #[must_use]
+    pub fn at_frame_boundary(&self) -> bool {
+        self.error.is_none() && self.is_established() && !self.rx.has_partial()
+    }
+
+    /// Bytes of memory held by the session's outgoing and incoming buffers (what
+    /// [`release_buffers`](Self::release_buffers) can give back).
+    #[must_use]
+    pub fn buffer_memory(&self) -> usize {
+        self.tx.capacity() + self.rx.capacity()
+    }
+
+    /// Gives the memory of the session's buffers back to the allocator where they hold nothing:
+    /// the outgoing buffer when every sealed byte was taken, the incoming frame buffer when no
+    /// partial frame or unread plaintext is in it. For idle connections; the next frame
+    /// allocates again. Nothing else changes.
+    pub fn release_buffers(&mut self) {
+        self.tx.release_if_empty();
+        self.rx.release_if_empty();
+    }
+
     /// The next event, if any. Events are coalesced by kind, so at most five are queued.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {

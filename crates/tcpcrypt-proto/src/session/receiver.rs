@@ -183,6 +183,21 @@ impl Receiver {
         Ok((info, data))
     }
 
+    /// Returns the frame buffer's memory to the allocator when it holds neither part of a
+    /// frame nor unread data (an idle connection).
+    pub(crate) fn release_if_empty(&mut self) {
+        if !self.has_partial() && !self.has_unread() {
+            self.buf = Vec::new();
+            self.plain = 0..0;
+            self.opened = false;
+        }
+    }
+
+    /// Bytes of memory the frame buffer holds.
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// The unread data of the opened frame.
     pub(crate) fn unread(&self) -> &[u8] {
         &self.buf[self.plain.clone()]

@@ -233,6 +233,21 @@ impl Sender {
         Ok(())
     }
 
+    /// Returns the buffer's memory to the allocator when no sealed byte waits (an idle
+    /// connection); the next frame allocates it again.
+    pub(crate) fn release_if_empty(&mut self) {
+        if self.buffered() == 0 {
+            self.buf = Vec::new();
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Bytes of memory the buffer holds.
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// The sealed bytes waiting for the driver, in stream order.
     pub(crate) fn pending(&self) -> &[u8] {
         &self.buf[self.start..self.end]
