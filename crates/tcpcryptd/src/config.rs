@@ -25,6 +25,8 @@
 //! handshake_timeout_secs = 10
 //! connect_timeout_ms = 3000
 //! max_connections = 16384       # beyond it, new connections are left plain (fail-open)
+//! keylog = "/root/tcpcrypt-keys.log"  # DEBUG ONLY: session secrets (see below)
+//! rekey_after_bytes = 1048576   # DEBUG/TEST ONLY: rekey far earlier than the RFC limits
 //! [marks]
 //! upstream = 0x1
 //! service = 0x2
@@ -33,6 +35,9 @@
 //! divert = 0x10
 //! tproxy = 0x20
 //! ```
+//!
+//! `keylog` (flag `--keylog FILE`, else the environment variable `TCPCRYPT_KEYLOGFILE`, else
+//! the TOML key) turns on the key log of RFC 8547 §5's debug mode: see [`crate::keylog`].
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -235,6 +240,11 @@ impl AddrSet {
     pub fn is_empty(&self) -> bool {
         self.nets.is_empty()
     }
+
+    /// The networks (address, prefix length), IPv4 ones as IPv4.
+    pub fn nets(&self) -> &[(IpAddr, u8)] {
+        &self.nets
+    }
 }
 
 impl fmt::Display for AddrSet {
@@ -387,6 +397,13 @@ pub struct Config {
     /// Connections the daemon proxies at once (held SYNs, pre-connected sockets, pairs);
     /// beyond it new connections are not intercepted and stay plain TCP (fail-open).
     pub max_connections: usize,
+    /// Debug mode (RFC 8547 §5): the key log file, if on.
+    pub keylog: Option<PathBuf>,
+    /// Debugging and tests only: rekey after this many ciphertext bytes per generation instead
+    /// of the RFC 8548 §3.8 limits ([`SessionConfig::rekey_after_bytes`]).
+    ///
+    /// [`SessionConfig::rekey_after_bytes`]: tcpcrypt_proto::session::SessionConfig::rekey_after_bytes
+    pub rekey_after_bytes: Option<u64>,
 }
 
 impl Config {
@@ -406,6 +423,9 @@ impl Config {
             aead_offer: self.aeads.clone(),
             aead_preference: self.aeads.clone(),
             handshake_timeout: self.handshake_timeout,
+            rekey_after_bytes: self
+                .rekey_after_bytes
+                .unwrap_or(tcpcrypt_proto::consts::REKEY_AFTER_BYTES),
             ..Default::default()
         }
     }
@@ -493,6 +513,13 @@ pub struct Cli {
     /// Packet marks as "upstream,service,redirect,reject,divert,tproxy" (hex or decimal).
     #[arg(long)]
     pub marks: Option<String>,
+    /// DEBUG ONLY: append each encrypted connection's secret to FILE (created 0600), so that
+    /// captures can be decrypted (`tcpcrypt inspect`). Default: $TCPCRYPT_KEYLOGFILE, else off.
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Option<PathBuf>,
+    /// DEBUG/TEST ONLY: rekey after this many ciphertext bytes per key generation.
+    #[arg(long, value_name = "BYTES")]
+    pub rekey_after_bytes: Option<u64>,
     /// Print the firewall and routing commands the daemon would run, then exit.
     #[arg(long)]
     pub print_rules: bool,
@@ -522,7 +549,12 @@ struct FileConfig {
     connect_timeout_ms: Option<u64>,
     max_connections: Option<usize>,
     marks: Option<Marks>,
+    keylog: Option<PathBuf>,
+    rekey_after_bytes: Option<u64>,
 }
+
+/// The environment variable naming the key log file when `--keylog` is not given.
+pub const KEYLOG_ENV: &str = "TCPCRYPT_KEYLOGFILE";
 
 /// Defaults.
 const DEFAULT_CONTROL: &str = tcpcrypt_control::DEFAULT_CONTROL_PATH;
@@ -564,10 +596,13 @@ impl Cli {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
-        self.merge(file)
+        let keylog_env = std::env::var_os(KEYLOG_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        self.merge(file, keylog_env)
     }
 
-    fn merge(&self, f: FileConfig) -> Result<Config, ConfigError> {
+    fn merge(&self, f: FileConfig, keylog_env: Option<PathBuf>) -> Result<Config, ConfigError> {
         let marks = match &self.marks {
             Some(text) => parse_marks(text)?,
             None => f.marks.unwrap_or_default(),
@@ -650,6 +685,8 @@ impl Cli {
                 .max_connections
                 .or(f.max_connections)
                 .unwrap_or(DEFAULT_MAX_CONNECTIONS),
+            keylog: self.keylog.clone().or(keylog_env).or(f.keylog),
+            rekey_after_bytes: self.rekey_after_bytes.or(f.rekey_after_bytes),
         };
         validate(&config)?;
         Ok(config)
@@ -704,6 +741,12 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
             "handshake_timeout_secs/connect_timeout_ms",
             "must be positive",
         ));
+    }
+    if c.keylog.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+        return Err(invalid("keylog", "empty path"));
+    }
+    if c.rekey_after_bytes == Some(0) {
+        return Err(invalid("rekey_after_bytes", "must be positive"));
     }
     if c.rule_pref == 0 || c.rule_pref >= 32765 {
         return Err(invalid(
@@ -891,6 +934,53 @@ mod tests {
             let err = cli(args).load().expect_err("must be refused");
             assert!(err.to_string().contains(key), "{args:?}: {err}");
         }
+    }
+
+    #[test]
+    fn keylog_flag_wins_over_environment_over_file() {
+        let file = |k: Option<&str>| FileConfig {
+            keylog: k.map(PathBuf::from),
+            rekey_after_bytes: Some(4096),
+            ..FileConfig::default()
+        };
+        let env = Some(PathBuf::from("/env.log"));
+        let flag = cli(&["--keylog", "/flag.log"]);
+        let none = cli(&[]);
+        let got = |c: &Cli, f, e: Option<PathBuf>| c.merge(f, e).expect("valid").keylog;
+        assert_eq!(
+            got(&flag, file(Some("/f.log")), env.clone()),
+            Some("/flag.log".into())
+        );
+        assert_eq!(
+            got(&none, file(Some("/f.log")), env.clone()),
+            Some("/env.log".into())
+        );
+        assert_eq!(
+            got(&none, file(Some("/f.log")), None),
+            Some("/f.log".into())
+        );
+        assert_eq!(got(&none, file(None), None), None);
+        let c = none.merge(file(None), None).expect("valid");
+        assert_eq!(c.session_config().rekey_after_bytes, 4096);
+        assert!(
+            c.session_config().key_log.is_none(),
+            "the daemon opens the file"
+        );
+        let c = none.merge(FileConfig::default(), None).expect("valid");
+        assert_eq!(
+            c.session_config().rekey_after_bytes,
+            tcpcrypt_proto::consts::REKEY_AFTER_BYTES
+        );
+        let err = cli(&["--rekey-after-bytes", "0"])
+            .load()
+            .expect_err("refused");
+        assert!(err.to_string().contains("rekey_after_bytes"), "{err}");
+        // clap refuses an empty --keylog itself; an empty TOML value is refused here.
+        let err = none.merge(file(Some("")), None).expect_err("refused");
+        assert!(err.to_string().contains("keylog"), "{err}");
+        let text = "keylog = \"/k.log\"\nrekey_after_bytes = 1\n";
+        let f = parse_file(Path::new("/t.toml"), text).expect("keys known");
+        assert_eq!(f.keylog, Some(PathBuf::from("/k.log")));
     }
 
     #[test]

@@ -10,6 +10,11 @@
 //! packets of intercepted connections bounded by `connbytes` (RFC 8547 §4.6: ENO is needed
 //! until a non-SYN segment has been received), never the data that follows.
 //!
+//! The one exception to fail-open is the mandatory policy: a SYN to a mandatory port or address
+//! that no live daemon marked (it let it go direct, or it is dead: SIGKILL leaves the rules in
+//! place and every queue then bypasses) is refused by a plain REJECT rule, so a dead daemon
+//! never turns a mandatory destination into plain TCP.
+//!
 //! ```text
 //! client (host A)
 //!   mangle OUTPUT    C_MOUT: mark U → CONNMARK U; mark U, first 6 packets → NFQUEUE eno_out;
@@ -18,6 +23,8 @@
 //!   mangle PREROUTING C_MPRE: connmark U, first 4 reply packets → NFQUEUE eno_in
 //!   nat OUTPUT       C_NOUT: mark U → RETURN; mark R → REDIRECT client_port
 //!   filter OUTPUT    C_FOUT: mark J → REJECT tcp-reset           (upstream refused)
+//!                            with a mandatory policy: mark U or R → RETURN; -o lo → RETURN;
+//!                            --syn to a mandatory port/address → REJECT tcp-reset
 //! server (host B)
 //!   raw PREROUTING   S_RPRE: mark S → RETURN; -i lo → RETURN; excluded → RETURN;
 //!                            --syn → NFQUEUE server_syn
@@ -26,6 +33,8 @@
 //!   mangle OUTPUT    S_MOUT: connmark S → MARK S; mark S → CONNMARK S;
 //!                            connmark D, first 4 reply packets → NFQUEUE eno_out
 //!   filter INPUT     S_FIN:  mark J → REJECT tcp-reset           (mandatory port or address, no ENO)
+//!                            with a mandatory policy: -i lo → RETURN; mark D → RETURN;
+//!                            --syn to a mandatory port/address → REJECT tcp-reset
 //!   ip rule pref P fwmark S lookup TBL; pref P+1 from 127.0.0.1 (::1) lookup TBL;
 //!   ip route local 0.0.0.0/0 (::/0) dev lo table TBL
 //! ```
@@ -175,7 +184,14 @@ impl Plan {
                 .then(&["-j", "REDIRECT", "--to-ports", &port]),
         ];
         self.chain(family, Table::Nat, Hook::Output, "C_NOUT", nout);
-        let fout = vec![reject(m.reject)];
+        let mut fout = vec![reject(m.reject)];
+        let refuse = mandatory_rejects(c, family);
+        if !refuse.is_empty() {
+            fout.push(args(&[]).mark(m.upstream).then(&["-j", "RETURN"]));
+            fout.push(args(&[]).mark(m.redirect).then(&["-j", "RETURN"]));
+            fout.push(args(&["-o", "lo", "-j", "RETURN"]));
+            fout.extend(refuse);
+        }
         self.chain(family, Table::Filter, Hook::Output, "C_FOUT", fout);
     }
 
@@ -227,13 +243,14 @@ impl Plan {
                 .queue(q.eno_out),
         ];
         self.chain(family, Table::Mangle, Hook::Output, "S_MOUT", mout);
-        self.chain(
-            family,
-            Table::Filter,
-            Hook::Input,
-            "S_FIN",
-            vec![reject(m.reject)],
-        );
+        let mut fin = vec![reject(m.reject)];
+        let refuse = mandatory_rejects(c, family);
+        if !refuse.is_empty() {
+            fin.push(args(&["-i", "lo", "-j", "RETURN"]));
+            fin.push(args(&[]).mark(m.divert).then(&["-j", "RETURN"]));
+            fin.extend(refuse);
+        }
+        self.chain(family, Table::Filter, Hook::Input, "S_FIN", fin);
         let any = match family {
             Family::V4 => "0.0.0.0/0",
             Family::V6 => "::/0",
@@ -318,6 +335,25 @@ fn reject(m: u32) -> Rule {
     args(&["-p", "tcp"])
         .mark(m)
         .then(&["-j", "REJECT", "--reject-with", "tcp-reset"])
+}
+
+/// SYNs to the mandatory ports and (this family's) addresses, refused with a reset; the
+/// caller returns first for what a live daemon marked.
+fn mandatory_rejects(c: &Config, family: Family) -> Vec<Rule> {
+    let refuse = ["-j", "REJECT", "--reject-with", "tcp-reset"];
+    let mut out: Vec<Rule> = c
+        .mandatory_ports
+        .iptables_args()
+        .iter()
+        .map(|p| args(&["-p", "tcp", "--syn", "--dport", p]).then(&refuse))
+        .collect();
+    for &(net, len) in c.mandatory_addrs.nets() {
+        if net.is_ipv4() == (family == Family::V4) {
+            let net = format!("{net}/{len}");
+            out.push(args(&["-p", "tcp", "--syn", "-d", &net]).then(&refuse));
+        }
+    }
+    out
 }
 
 fn excluded(c: &Config) -> Vec<Rule> {
