@@ -46,6 +46,13 @@ pub(crate) fn status(s: &Status) -> String {
         bin = bytes(c.bytes_in),
         bout = bytes(c.bytes_out),
     );
+    if let Some(path) = &p.keylog {
+        let _ = write!(
+            out,
+            "\nWARNING: key log on (debug mode, RFC 8547 §5): session secrets are written to \
+             {path}; anyone who reads it can decrypt the traffic\n"
+        );
+    }
     out
 }
 

@@ -78,6 +78,7 @@ fn status() -> Status {
             ],
             aeads: vec!["AEAD_AES_128_GCM".into()],
             resumption: true,
+            keylog: None,
         },
         counters: Counters {
             connections_encrypted: 10,
@@ -166,6 +167,7 @@ fn status_summary() {
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }
+    assert!(!text.contains("key log"), "key log is off:\n{text}");
     let out = tcpcrypt(Some(&path), &["status", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["pid"], 4242);

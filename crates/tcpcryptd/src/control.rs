@@ -148,6 +148,7 @@ impl Registry {
                 teps: c.teps.iter().map(|&t| tep_setting_name(t)).collect(),
                 aeads: c.aeads.iter().map(|&a| aead_setting_name(a)).collect(),
                 resumption: c.resumption,
+                keylog: c.keylog.as_ref().map(|p| p.display().to_string()),
             },
             counters,
         }

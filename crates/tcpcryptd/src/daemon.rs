@@ -84,6 +84,9 @@ pub enum DaemonError {
     /// The control socket could not be bound.
     #[error("control socket: {0}")]
     Control(#[from] tcpcrypt_control::server::BindError),
+    /// The key log (`--keylog`, `TCPCRYPT_KEYLOGFILE`) could not be opened safely.
+    #[error("{0}")]
+    KeyLog(#[from] crate::keylog::KeyLogOpenError),
     /// Another start-up step failed.
     #[error("{op}: {source}")]
     Io {
@@ -194,6 +197,20 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         Ok((soft, hard)) => info!("open-file limit {soft} (hard {hard})"),
         Err(e) => warn!("raise the open-file limit: {e}"),
     }
+    // Opened before anything touches the kernel: a bad path refuses the start cleanly.
+    let mut session_config = config.session_config();
+    if let Some(path) = &config.keylog {
+        let key_log = crate::keylog::FileKeyLog::open(path)?;
+        warn!(
+            "key log on: session secrets are written to {}; anyone who reads it can decrypt the \
+             traffic (debug mode, RFC 8547 §5)",
+            path.display()
+        );
+        session_config = session_config.with_key_log(Arc::new(key_log));
+    }
+    if let Some(bytes) = config.rekey_after_bytes {
+        warn!("rekey_after_bytes = {bytes}: a debugging setting, not for production");
+    }
     let families = if config.ipv6 {
         vec![
             IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -255,7 +272,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         services: Mutex::new(HashMap::new()),
         registry: registry.clone(),
         provider: Arc::new(*tcpcrypt_crypto::default_provider()),
-        session_config: Arc::new(config.session_config()),
+        session_config: Arc::new(session_config),
         config: config.clone(),
     });
     for (kind, queue) in queues {

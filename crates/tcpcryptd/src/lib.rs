@@ -21,6 +21,7 @@
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod keylog;
 pub mod pump;
 pub mod rules;
 pub mod syn;

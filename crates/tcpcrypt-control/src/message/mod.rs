@@ -161,6 +161,10 @@ pub struct Policy {
     pub aeads: Vec<String>,
     /// Whether session resumption (RFC 8548 §3.5) is on.
     pub resumption: bool,
+    /// The key log file when the debug mode of RFC 8547 §5 is on (every encrypted
+    /// connection's secret is written there); absent when off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keylog: Option<String>,
 }
 
 /// Counters since the daemon started.

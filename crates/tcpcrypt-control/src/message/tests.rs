@@ -27,6 +27,7 @@ fn sample_status() -> Status {
             teps: vec![tep_name(TepId::TCPCRYPT_ECDHE_CURVE25519)],
             aeads: vec![aead_name(AeadId::AES_128_GCM)],
             resumption: true,
+            keylog: Some("/root/keys.log".into()),
         },
         counters: Counters {
             connections_encrypted: 10,
