@@ -1,0 +1,982 @@
+//! docs/performance.{json,md,svg} from the per-round records of one `scripts/bench.sh` run:
+//! medians over rounds, every tcpcrypt figure as a ratio to plain TCP and to stunnel from the
+//! same run, and each target of issue 6 marked met or missed.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::{median, Record};
+
+/// Everything one run produced: docs/performance.json.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Results {
+    /// Machine, tool versions, settings of the run ("key", "value"), in order.
+    pub meta: Vec<(String, String)>,
+    /// The configuration of each system as used ("name", "text"), secrets redacted.
+    pub configs: Vec<(String, String)>,
+    /// Every measurement of every round.
+    pub records: Vec<Record>,
+}
+
+/// Systems of the bulk table, in order: (record system name, label, short label for the plot).
+pub const BULK_SYSTEMS: &[(&str, &str, &str)] = &[
+    ("plain", "plain TCP", "plain"),
+    (
+        "tcpcrypt-aes128gcm",
+        "tcpcrypt AES-128-GCM",
+        "tcpcrypt AES128",
+    ),
+    (
+        "tcpcrypt-aes256gcm",
+        "tcpcrypt AES-256-GCM",
+        "tcpcrypt AES256",
+    ),
+    (
+        "tcpcrypt-chacha20poly1305",
+        "tcpcrypt ChaCha20-Poly1305",
+        "tcpcrypt ChaCha",
+    ),
+    ("stunnel", "stunnel (TLS 1.3, AES-128-GCM)", "stunnel"),
+    ("wireguard-go", "wireguard-go", "wireguard-go"),
+];
+
+/// Systems of the connection rate and latency tables, in order.
+pub const CONN_SYSTEMS: &[(&str, &str, &str)] = &[
+    ("plain", "plain TCP", "plain"),
+    (
+        "tcpcrypt-aes128gcm",
+        "tcpcrypt fresh (full key exchange)",
+        "tcpcrypt fresh",
+    ),
+    (
+        "tcpcrypt-aes128gcm-resumed",
+        "tcpcrypt resumed",
+        "tcpcrypt resumed",
+    ),
+    ("stunnel", "stunnel, full handshakes", "stunnel full"),
+    (
+        "stunnel-resumed",
+        "stunnel, session resumption",
+        "stunnel resumed",
+    ),
+    ("wireguard-go", "wireguard-go", "wireguard-go"),
+];
+
+/// One target of the issue, judged on this run's medians.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verdict {
+    /// What is asked, e.g. "bulk, 1 stream, AES-128-GCM: ≥ 30% of plain TCP".
+    pub target: String,
+    /// What was measured.
+    pub measured: String,
+    /// `None` when a figure it needs is missing from the run.
+    pub met: Option<bool>,
+}
+
+impl Results {
+    /// The median over rounds of `field` for `system`'s `test` (records with an error skipped).
+    pub fn median_of(
+        &self,
+        system: &str,
+        test: &str,
+        field: impl Fn(&Record) -> Option<f64>,
+    ) -> Option<f64> {
+        let values: Vec<f64> = self
+            .records
+            .iter()
+            .filter(|r| r.system == system && r.test == test && r.error.is_none())
+            .filter_map(&field)
+            .collect();
+        median(&values)
+    }
+
+    /// Smallest and largest `field` over rounds.
+    fn range_of(
+        &self,
+        system: &str,
+        test: &str,
+        field: impl Fn(&Record) -> Option<f64>,
+    ) -> Option<(f64, f64)> {
+        let values: Vec<f64> = self
+            .records
+            .iter()
+            .filter(|r| r.system == system && r.test == test && r.error.is_none())
+            .filter_map(&field)
+            .collect();
+        let lo = values.iter().copied().reduce(f64::min)?;
+        let hi = values.iter().copied().reduce(f64::max)?;
+        Some((lo, hi))
+    }
+
+    fn meta(&self, key: &str) -> Option<&str> {
+        self.meta
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn rounds(&self) -> usize {
+        self.records
+            .iter()
+            .map(|r| r.round)
+            .collect::<BTreeSet<_>>()
+            .len()
+    }
+
+    fn failures(&self) -> Vec<&Record> {
+        self.records.iter().filter(|r| r.error.is_some()).collect()
+    }
+
+    /// Half the median 100-byte echo round trip over plain TCP, in ms: the half round trip
+    /// tcpcrypt's Init1/Init2 exchange adds to a fresh connection (RFC 8548 §3.3).
+    pub fn half_rtt_ms(&self) -> Option<f64> {
+        self.median_of("plain", "wire_msg", |r| r.p50_ms)
+            .map(|x| x / 2.0)
+    }
+
+    /// Every target of issue 6, judged on this run's medians.
+    pub fn verdicts(&self) -> Vec<Verdict> {
+        let mut out = Vec::new();
+        let gbps = |r: &Record| r.gbps;
+        for (test, streams) in [("bulk1", "1 stream"), ("bulk4", "4 streams")] {
+            let plain = self.median_of("plain", test, gbps);
+            let stunnel = self.median_of("stunnel", test, gbps);
+            for &(sys, label, _) in BULK_SYSTEMS.iter().filter(|s| s.0.starts_with("tcpcrypt")) {
+                let Some(x) = self.median_of(sys, test, gbps) else {
+                    continue;
+                };
+                out.push(ratio_verdict(
+                    format!("bulk, {streams}, {label}: ≥ 30% of plain TCP"),
+                    x,
+                    plain,
+                    0.30,
+                    "Gb/s",
+                ));
+                out.push(ratio_verdict(
+                    format!("bulk, {streams}, {label}: ≥ 1.8× stunnel"),
+                    x,
+                    stunnel,
+                    1.8,
+                    "Gb/s",
+                ));
+            }
+        }
+        let cps = |r: &Record| r.conns_per_sec;
+        let plain_rate = self.median_of("plain", "rate", cps);
+        for (sys, what, min) in [
+            ("tcpcrypt-aes128gcm", "fresh", 0.25),
+            ("tcpcrypt-aes128gcm-resumed", "resumed", 0.35),
+        ] {
+            if let Some(x) = self.median_of(sys, "rate", cps) {
+                out.push(ratio_verdict(
+                    format!(
+                        "connection rate, tcpcrypt {what}: ≥ {:.0}% of plain TCP",
+                        min * 100.0
+                    ),
+                    x,
+                    plain_rate,
+                    min,
+                    "conn/s",
+                ));
+            }
+        }
+        let p50 = |r: &Record| r.p50_ms;
+        let plain_p50 = self.median_of("plain", "latency", p50);
+        let half_rtt = self.half_rtt_ms();
+        for (sys, what, allowance, with_half_rtt) in [
+            ("tcpcrypt-aes128gcm", "fresh", 0.3, true),
+            ("tcpcrypt-aes128gcm-resumed", "resumed", 0.15, false),
+        ] {
+            let Some(x) = self.median_of(sys, "latency", p50) else {
+                continue;
+            };
+            let extra = if with_half_rtt { half_rtt } else { Some(0.0) };
+            let target = if with_half_rtt {
+                format!("latency p50, tcpcrypt {what}: ≤ plain + half RTT + {allowance} ms")
+            } else {
+                format!("latency p50, tcpcrypt {what}: ≤ plain + {allowance} ms")
+            };
+            let (measured, met) = match (plain_p50, extra) {
+                (Some(p), Some(h)) => {
+                    let limit = p + h + allowance;
+                    (
+                        format!(
+                            "{x:.3} ms (plain {p:.3} ms{}; limit {limit:.3} ms)",
+                            if with_half_rtt {
+                                format!(", half RTT {h:.3} ms")
+                            } else {
+                                String::new()
+                            }
+                        ),
+                        Some(x <= limit),
+                    )
+                }
+                _ => (format!("{x:.3} ms (no plain figure)"), None),
+            };
+            out.push(Verdict {
+                target,
+                measured,
+                met,
+            });
+        }
+        if let Some(per_conn) = self.idle_kib_per_conn() {
+            for (i, kib) in per_conn.iter().enumerate() {
+                let who = daemon_name(i);
+                out.push(Verdict {
+                    target: format!("memory per idle connection, {who} daemon: ≤ 64 KiB"),
+                    measured: format!("{kib:.1} KiB"),
+                    met: Some(*kib <= 64.0),
+                });
+            }
+        }
+        if let Some(o) = self.wire_overhead("tcpcrypt-aes128gcm", "wire_bulk") {
+            out.push(Verdict {
+                target: "bytes on the wire, bulk, tcpcrypt: ≤ 0.2% over plain TCP".into(),
+                measured: format!("{:+.3}%", o * 100.0),
+                met: Some(o <= 0.002),
+            });
+        }
+        out
+    }
+
+    /// Median over rounds of each daemon's KiB per idle connection (client daemon first).
+    pub fn idle_kib_per_conn(&self) -> Option<Vec<f64>> {
+        let idle: Vec<&Record> = self
+            .records
+            .iter()
+            .filter(|r| r.test == "idle" && r.error.is_none() && !r.kib_per_conn.is_empty())
+            .collect();
+        let n = idle.iter().map(|r| r.kib_per_conn.len()).min()?;
+        (0..n)
+            .map(|i| median(&idle.iter().map(|r| r.kib_per_conn[i]).collect::<Vec<_>>()))
+            .collect()
+    }
+
+    /// Relative wire overhead of `system` over plain TCP for `test` ("wire_bulk"/"wire_msg"):
+    /// (its wire bytes per application byte) / (plain's) - 1.
+    pub fn wire_overhead(&self, system: &str, test: &str) -> Option<f64> {
+        let w = |r: &Record| r.wire_per_app;
+        Some(self.median_of(system, test, w)? / self.median_of("plain", test, w)? - 1.0)
+    }
+
+    /// docs/performance.md.
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let date = self.meta("date").unwrap_or("?");
+        let _ = writeln!(
+            md,
+            "# Performance: tcpcrypt against plain TCP, stunnel and wireguard-go\n"
+        );
+        let _ = writeln!(
+            md,
+            "Generated by `sudo ./scripts/bench.sh` on {date}: do not edit by hand, run the \
+             command again. Every figure is the **median of {} rounds**; in each round every \
+             system is measured in turn (interleaved), so machine noise hits them alike, and \
+             every ratio compares figures of this same run. The raw per-round results are in \
+             [performance.json](performance.json), the plot in \
+             [performance.svg](performance.svg).\n",
+            self.rounds()
+        );
+        let _ = writeln!(md, "![throughput and connection rate](performance.svg)\n");
+
+        md.push_str("## Machine and run\n\n| | |\n|---|---|\n");
+        for (k, v) in &self.meta {
+            let _ = writeln!(md, "| {k} | {} |", v.replace('|', "\\|"));
+        }
+        md.push('\n');
+
+        md.push_str("## Targets (issue 6)\n\n| target | measured | verdict |\n|---|---|---|\n");
+        for v in self.verdicts() {
+            let verdict = match v.met {
+                Some(true) => "met",
+                Some(false) => "**missed**",
+                None => "not measured",
+            };
+            let _ = writeln!(md, "| {} | {} | {verdict} |", v.target, v.measured);
+        }
+        md.push('\n');
+        let failures = self.failures();
+        if !failures.is_empty() {
+            md.push_str("Measurements that failed (left out of the medians):\n\n");
+            for r in failures {
+                let _ = writeln!(
+                    md,
+                    "- round {}, {} {}: {}",
+                    r.round,
+                    r.system,
+                    r.test,
+                    r.error.as_deref().unwrap_or("")
+                );
+            }
+            md.push('\n');
+        }
+
+        self.bulk_table(&mut md);
+        self.rate_table(&mut md);
+        self.latency_table(&mut md);
+        self.resources_table(&mut md);
+        self.wire_table(&mut md);
+        md.push_str(METHOD);
+        md.push_str("\n## Configurations\n\n");
+        for (name, text) in &self.configs {
+            let _ = writeln!(md, "### {name}\n\n```\n{}\n```\n", text.trim_end());
+        }
+        md
+    }
+
+    fn bulk_table(&self, md: &mut String) {
+        let gbps = |r: &Record| r.gbps;
+        md.push_str(
+            "## Bulk throughput\n\nOne connection streaming for the run's bulk duration (1 \
+             stream), and four at once (4 streams); application bytes the server confirmed, \
+             Gb/s (10^9 bit/s), median and (min-max) over rounds; each tcpcrypt figure as a \
+             share of plain TCP and a multiple of stunnel.\n\n\
+             | system | 1 stream Gb/s | 4 streams Gb/s | 1 stream: of plain / × stunnel \
+             | 4 streams: of plain / × stunnel |\n|---|---|---|---|---|\n",
+        );
+        for &(sys, label, _) in BULK_SYSTEMS {
+            if self.median_of(sys, "bulk1", gbps).is_none()
+                && self.median_of(sys, "bulk4", gbps).is_none()
+            {
+                continue;
+            }
+            let mut cells = vec![label.to_string()];
+            for test in ["bulk1", "bulk4"] {
+                cells.push(
+                    match (
+                        self.median_of(sys, test, gbps),
+                        self.range_of(sys, test, gbps),
+                    ) {
+                        (Some(m), Some((lo, hi))) => format!("{m:.2} ({lo:.2}-{hi:.2})"),
+                        _ => "-".into(),
+                    },
+                );
+            }
+            for test in ["bulk1", "bulk4"] {
+                cells.push(if sys.starts_with("tcpcrypt") {
+                    self.ratios(sys, test, gbps, "stunnel")
+                } else {
+                    String::new()
+                });
+            }
+            let _ = writeln!(md, "| {} |", cells.join(" | "));
+        }
+        md.push('\n');
+    }
+
+    /// "45% / 2.10×" of `sys` against plain and against `other`.
+    fn ratios(
+        &self,
+        sys: &str,
+        test: &str,
+        field: impl Fn(&Record) -> Option<f64> + Copy,
+        other: &str,
+    ) -> String {
+        let x = self.median_of(sys, test, field);
+        let plain = self.median_of("plain", test, field);
+        let o = self.median_of(other, test, field);
+        let pct = match (x, plain) {
+            (Some(x), Some(p)) if p > 0.0 => format!("{:.0}%", 100.0 * x / p),
+            _ => "-".into(),
+        };
+        let times = match (x, o) {
+            (Some(x), Some(o)) if o > 0.0 => format!("{:.2}×", x / o),
+            _ => "-".into(),
+        };
+        format!("{pct} / {times}")
+    }
+
+    fn rate_table(&self, md: &mut String) {
+        let cps = |r: &Record| r.conns_per_sec;
+        md.push_str(
+            "## Connection rate\n\nNew connection, 100-byte request, 100-byte response, the \
+             server closes, the client closes; as fast as the client's threads can go. \
+             Connections per second, median and (min-max) over rounds; tcpcrypt fresh is \
+             compared with stunnel's full handshakes, tcpcrypt resumed with stunnel's \
+             resumption.\n\n\
+             | system | conn/s | failed connections (all rounds) | of plain | × stunnel |\n\
+             |---|---|---|---|---|\n",
+        );
+        for &(sys, label, _) in CONN_SYSTEMS {
+            let Some(m) = self.median_of(sys, "rate", cps) else {
+                continue;
+            };
+            let (lo, hi) = self.range_of(sys, "rate", cps).unwrap_or((m, m));
+            let errors: u64 = self
+                .records
+                .iter()
+                .filter(|r| r.system == sys && r.test == "rate")
+                .filter_map(|r| r.errors)
+                .sum();
+            let (pct, times) = if sys.starts_with("tcpcrypt") {
+                let other = if sys.ends_with("resumed") {
+                    "stunnel-resumed"
+                } else {
+                    "stunnel"
+                };
+                let plain = self.median_of("plain", "rate", cps);
+                let o = self.median_of(other, "rate", cps);
+                (
+                    plain.map_or("-".into(), |p| format!("{:.0}%", 100.0 * m / p)),
+                    o.map_or("-".into(), |o| format!("{:.1}×", m / o)),
+                )
+            } else {
+                (String::new(), String::new())
+            };
+            let _ = writeln!(
+                md,
+                "| {label} | {m:.0} ({lo:.0}-{hi:.0}) | {errors} | {pct} | {times} |"
+            );
+        }
+        md.push('\n');
+    }
+
+    fn latency_table(&self, md: &mut String) {
+        let p50 = |r: &Record| r.p50_ms;
+        let p99 = |r: &Record| r.p99_ms;
+        let plain = self.median_of("plain", "latency", p50);
+        let _ = writeln!(
+            md,
+            "## Latency\n\nSequential connect + 100-byte request + 100-byte response + close, \
+             one at a time, ms; p50 and p99 within each round, median over rounds. Half the \
+             round trip of a 100-byte echo over plain TCP in this run: {}.\n\n\
+             | system | p50 ms | p99 ms | p50 - plain p50 | p50 × stunnel |\n|---|---|---|---|---|",
+            self.half_rtt_ms()
+                .map_or("not measured".into(), |h| format!("{h:.3} ms"))
+        );
+        for &(sys, label, _) in CONN_SYSTEMS {
+            let Some(m) = self.median_of(sys, "latency", p50) else {
+                continue;
+            };
+            let m99 = self
+                .median_of(sys, "latency", p99)
+                .map_or("-".into(), |x| format!("{x:.3}"));
+            let diff = match plain {
+                Some(p) if sys != "plain" => format!("{:+.3} ms", m - p),
+                _ => String::new(),
+            };
+            let times = if sys.starts_with("tcpcrypt") {
+                let other = if sys.ends_with("resumed") {
+                    "stunnel-resumed"
+                } else {
+                    "stunnel"
+                };
+                self.median_of(other, "latency", p50)
+                    .map_or("-".into(), |o| format!("{:.2}×", m / o))
+            } else {
+                String::new()
+            };
+            let _ = writeln!(md, "| {label} | {m:.3} | {m99} | {diff} | {times} |");
+        }
+        md.push('\n');
+    }
+
+    fn resources_table(&self, md: &mut String) {
+        let cpu = |r: &Record| r.cpu_secs_per_gb;
+        md.push_str(
+            "## CPU time and memory of the encrypting processes\n\nCPU seconds (user + \
+             system, from /proc/PID/stat) that the system's own processes used per 10^9 \
+             application bytes during the bulk runs, both ends together: the two tcpcryptd \
+             daemons, the two stunnel processes, the two wireguard-go processes (plain TCP has \
+             none: its cost is in the kernel and the applications, not counted here).\n\n\
+             | system | CPU s per GB, 1 stream | CPU s per GB, 4 streams |\n|---|---|---|\n",
+        );
+        for &(sys, label, _) in BULK_SYSTEMS.iter().filter(|s| s.0 != "plain") {
+            let a = self.median_of(sys, "bulk1", cpu);
+            let b = self.median_of(sys, "bulk4", cpu);
+            if a.is_none() && b.is_none() {
+                continue;
+            }
+            let f = |x: Option<f64>| x.map_or("-".into(), |x| format!("{x:.2}"));
+            let _ = writeln!(md, "| {label} | {} | {} |", f(a), f(b));
+        }
+        md.push('\n');
+        let idle: Vec<&Record> = self
+            .records
+            .iter()
+            .filter(|r| r.test == "idle" && r.error.is_none())
+            .collect();
+        if let Some(per_conn) = self.idle_kib_per_conn() {
+            let conns = idle.iter().filter_map(|r| r.conns).max().unwrap_or(0);
+            let _ = writeln!(
+                md,
+                "Memory per idle connection: {conns} connections opened through tcpcrypt \
+                 (resumption on) and held idle, each confirmed end to end; (RSS with them \
+                 open - RSS before) / {conns} for each daemon, median over rounds.\n\n\
+                 | daemon | RSS before (KiB) | RSS with the idle connections (KiB) | KiB per connection |\n\
+                 |---|---|---|---|"
+            );
+            for (i, kib) in per_conn.iter().enumerate() {
+                let col = |f: &dyn Fn(&Record) -> Option<u64>| {
+                    median(
+                        &idle
+                            .iter()
+                            .filter_map(|r| f(r))
+                            .map(|x| x as f64)
+                            .collect::<Vec<_>>(),
+                    )
+                    .map_or("-".into(), |x| format!("{x:.0}"))
+                };
+                let before = col(&|r| r.rss_before_kib.get(i).copied());
+                let after = col(&|r| r.rss_after_kib.get(i).copied());
+                let _ = writeln!(
+                    md,
+                    "| {} (tcpcryptd) | {before} | {after} | {kib:.1} |",
+                    daemon_name(i)
+                );
+            }
+            md.push('\n');
+        }
+    }
+
+    fn wire_table(&self, md: &mut String) {
+        let w = |r: &Record| r.wire_per_app;
+        md.push_str(
+            "## Bytes on the wire per application byte\n\nAll bytes on the client's veth \
+             (both directions, Ethernet + IP + TCP/UDP headers, handshakes and \
+             acknowledgements included) divided by the application bytes, with segmentation \
+             offloads off for these runs so the counters see real frames: one connection \
+             moving the bulk volume one way, and one connection echoing 100-byte messages \
+             one at a time (both directions counted as application bytes).\n\n\
+             | system | bulk: wire/app | bulk: over plain | 100-byte messages: wire/app | \
+             100-byte: over plain |\n|---|---|---|---|---|\n",
+        );
+        for &(sys, label, _) in BULK_SYSTEMS {
+            let b = self.median_of(sys, "wire_bulk", w);
+            let m = self.median_of(sys, "wire_msg", w);
+            if b.is_none() && m.is_none() {
+                continue;
+            }
+            let f = |x: Option<f64>| x.map_or("-".into(), |x| format!("{x:.4}"));
+            let o = |t: &str| {
+                if sys == "plain" {
+                    String::new()
+                } else {
+                    self.wire_overhead(sys, t)
+                        .map_or("-".into(), |o| format!("{:+.2}%", o * 100.0))
+                }
+            };
+            let _ = writeln!(
+                md,
+                "| {label} | {} | {} | {} | {} |",
+                f(b),
+                o("wire_bulk"),
+                f(m),
+                o("wire_msg")
+            );
+        }
+        md.push('\n');
+    }
+
+    /// docs/performance.svg: bulk throughput (1 and 4 streams) and connection rate, as bars.
+    pub fn svg(&self) -> String {
+        let gbps = |r: &Record| r.gbps;
+        let cps = |r: &Record| r.conns_per_sec;
+        let bulk: Vec<(String, Vec<f64>)> = BULK_SYSTEMS
+            .iter()
+            .filter_map(|&(sys, _, short)| {
+                let a = self.median_of(sys, "bulk1", gbps);
+                let b = self.median_of(sys, "bulk4", gbps);
+                (a.is_some() || b.is_some())
+                    .then(|| (short.to_string(), vec![a.unwrap_or(0.0), b.unwrap_or(0.0)]))
+            })
+            .collect();
+        let rate: Vec<(String, Vec<f64>)> = CONN_SYSTEMS
+            .iter()
+            .filter_map(|&(sys, _, short)| {
+                self.median_of(sys, "rate", cps)
+                    .map(|x| (short.to_string(), vec![x]))
+            })
+            .collect();
+        let (w, h) = (1000.0, 460.0);
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" \
+             viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+             <rect width=\"{w}\" height=\"{h}\" fill=\"white\"/>"
+        );
+        let _ = writeln!(
+            s,
+            "<text x=\"{}\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">medians of {} \
+             rounds, {}</text>",
+            w / 2.0,
+            self.rounds(),
+            xml(self.meta("date").unwrap_or(""))
+        );
+        panel(
+            &mut s,
+            (20.0, 40.0, 470.0, 400.0),
+            "Bulk throughput (Gb/s)",
+            &bulk,
+            &["1 stream", "4 streams"],
+            2,
+        );
+        panel(
+            &mut s,
+            (510.0, 40.0, 470.0, 400.0),
+            "Connection rate (connections/s)",
+            &rate,
+            &[],
+            0,
+        );
+        s.push_str("</svg>\n");
+        s
+    }
+}
+
+fn daemon_name(i: usize) -> &'static str {
+    match i {
+        0 => "client",
+        1 => "server",
+        _ => "other",
+    }
+}
+
+fn ratio_verdict(target: String, x: f64, base: Option<f64>, min: f64, unit: &str) -> Verdict {
+    match base {
+        Some(b) if b > 0.0 => Verdict {
+            target,
+            measured: format!("{x:.2} {unit} = {:.2} of {b:.2} {unit}", x / b),
+            met: Some(x / b >= min),
+        },
+        _ => Verdict {
+            target,
+            measured: format!("{x:.2} {unit} (nothing to compare with)"),
+            met: None,
+        },
+    }
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+const COLORS: &[&str] = &["#4e79a7", "#f28e2b", "#59a14f"];
+
+/// A bar chart in the box (x, y, width, height): groups of bars, one colour per series.
+fn panel(
+    s: &mut String,
+    (x0, y0, w, h): (f64, f64, f64, f64),
+    title: &str,
+    groups: &[(String, Vec<f64>)],
+    series: &[&str],
+    decimals: usize,
+) {
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-size=\"14\" \
+         font-weight=\"bold\">{}</text>",
+        x0 + w / 2.0,
+        y0 + 12.0,
+        xml(title)
+    );
+    let (left, top, bottom) = (x0 + 50.0, y0 + 50.0, y0 + h - 80.0);
+    let right = x0 + w - 10.0;
+    let max = groups
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .fold(0.0, f64::max);
+    let scale_max = nice_ceiling(max);
+    let y_of = |v: f64| bottom - (bottom - top) * v / scale_max;
+    for i in 0..=4 {
+        let v = scale_max * f64::from(i) / 4.0;
+        let y = y_of(v);
+        let _ = writeln!(
+            s,
+            "<line x1=\"{left}\" y1=\"{y:.1}\" x2=\"{right}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            left - 4.0,
+            y + 4.0,
+            trim_number(v)
+        );
+    }
+    for (i, name) in series.iter().enumerate() {
+        let lx = left + 10.0 + 110.0 * i as f64;
+        let _ = writeln!(
+            s,
+            "<rect x=\"{lx}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{}\"/>\
+             <text x=\"{}\" y=\"{}\">{}</text>",
+            y0 + 22.0,
+            COLORS[i % COLORS.len()],
+            lx + 16.0,
+            y0 + 32.0,
+            xml(name)
+        );
+    }
+    if groups.is_empty() {
+        return;
+    }
+    let slot = (right - left) / groups.len() as f64;
+    for (g, (label, values)) in groups.iter().enumerate() {
+        let n = values.len().max(1) as f64;
+        let bar = (slot * 0.8 / n).min(40.0);
+        let start = left + slot * g as f64 + (slot - bar * n) / 2.0;
+        for (i, &v) in values.iter().enumerate() {
+            let x = start + bar * i as f64;
+            let y = y_of(v);
+            let _ = writeln!(
+                s,
+                "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{}\"/>\
+                 <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\">{:.*}</text>",
+                bar - 2.0,
+                bottom - y,
+                COLORS[i % COLORS.len()],
+                x + bar / 2.0 - 1.0,
+                y - 3.0,
+                decimals,
+                v
+            );
+        }
+        let cx = left + slot * (g as f64 + 0.5);
+        let _ = writeln!(
+            s,
+            "<text x=\"{cx:.1}\" y=\"{:.1}\" text-anchor=\"end\" \
+             transform=\"rotate(-35 {cx:.1} {:.1})\">{}</text>",
+            bottom + 14.0,
+            bottom + 14.0,
+            xml(label)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "<line x1=\"{left}\" y1=\"{bottom}\" x2=\"{right}\" y2=\"{bottom}\" stroke=\"black\"/>"
+    );
+}
+
+/// The smallest of 1, 2, 2.5, 5 × 10^k not below `x` (at least 1).
+fn nice_ceiling(x: f64) -> f64 {
+    if x <= 1.0 || !x.is_finite() {
+        return 1.0;
+    }
+    let p = 10f64.powf(x.log10().floor());
+    for m in [1.0, 2.0, 2.5, 5.0, 10.0] {
+        if m * p >= x {
+            return m * p;
+        }
+    }
+    10.0 * p
+}
+
+fn trim_number(v: f64) -> String {
+    if v >= 100.0 || v == v.trunc() {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+const METHOD: &str = "## How it was measured\n\n\
+Two network namespaces (client A 10.88.0.1, server B 10.88.0.2) joined by one veth pair, on \
+one machine; the host's own namespace is not touched. One load server (`tcpcrypt-load serve`, \
+tokio, one task per connection) runs in B; the load client (`tcpcrypt-load`, blocking sockets \
+and threads) runs in A. Each system is set up, measured and torn down in turn, in every round:\n\n\
+- **plain TCP**: the client connects to 10.88.0.2 directly.\n\
+- **tcpcrypt**: a `tcpcryptd` in each namespace (client and server roles in both, as by \
+default), the client still connects to 10.88.0.2, unmodified; the daemons negotiate TCP-ENO \
+and tcpcrypt and carry the stream encrypted. One daemon pair per AEAD (`--aeads`), with \
+resumption off (`--resumption false`: every connection a full key exchange, \"fresh\") for \
+the bulk, fresh connection rate and latency runs, and a pair with resumption on (the default) \
+for the resumed runs and the idle connections. Every tcpcrypt measurement is checked \
+afterwards in both daemons' counters (`tcpcrypt status --json`): connections encrypted, none \
+fallen back to plain TCP, and resumed ones only in the resumed runs.\n\
+- **stunnel**: stunnel client in A listening on 127.0.0.1, TLS 1.3 with \
+TLS_AES_128_GCM_SHA256 and X25519 to the stunnel server in B, which connects to the load \
+server on 127.0.0.1 (the same two extra local hops as tcpcryptd's proxies); an ECDSA P-256 \
+certificate. Full handshakes: the client does not resume (`sessionResume = no`); resumed: \
+the client resumes its last session (stunnel's default).\n\
+- **wireguard-go**: a TUN device and wireguard-go in each namespace, peers over the veth \
+(UDP), the client connects to the server's tunnel address.\n\n\
+Bulk: 128 KiB writes for the bulk duration, then a half-close; only what the server confirmed \
+counts. Connection rate: several client threads (the concurrency in the table above) for \
+the rate duration. Latency: sequential, after a few unmeasured warm-up connections. CPU: \
+utime + stime deltas of the system's processes around each bulk run. Memory: VmRSS of each \
+daemon before and with the idle connections open. Wire bytes: the client veth's tx + rx byte \
+counters around a run with TSO, GSO and GRO off on both veth ends.\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(round: u32, system: &str, test: &str) -> Record {
+        Record {
+            round,
+            system: system.into(),
+            test: test.into(),
+            ..Record::default()
+        }
+    }
+
+    fn bulk(round: u32, system: &str, test: &str, gbps: f64) -> Record {
+        Record {
+            gbps: Some(gbps),
+            ..rec(round, system, test)
+        }
+    }
+
+    /// Three rounds: tcpcrypt bulk 1 stream at 6 of plain's 20 Gb/s (30%: met exactly) and
+    /// 3× stunnel's 2; 4 streams at 5 of 20 (25%: missed).
+    fn sample() -> Results {
+        let mut records = Vec::new();
+        for (round, noise) in [(1, 0.0), (2, 1.0), (3, -1.0)] {
+            records.push(bulk(round, "plain", "bulk1", 20.0 + noise * 2.0));
+            records.push(bulk(round, "stunnel", "bulk1", 2.0 + noise * 0.1));
+            records.push(bulk(round, "tcpcrypt-aes128gcm", "bulk1", 6.0 + noise));
+            records.push(bulk(round, "plain", "bulk4", 20.0));
+            records.push(bulk(round, "stunnel", "bulk4", 2.0));
+            records.push(bulk(round, "tcpcrypt-aes128gcm", "bulk4", 5.0 - noise));
+            records.push(Record {
+                conns_per_sec: Some(10000.0),
+                ..rec(round, "plain", "rate")
+            });
+            records.push(Record {
+                conns_per_sec: Some(2400.0 + 100.0 * noise),
+                ..rec(round, "tcpcrypt-aes128gcm", "rate")
+            });
+            records.push(Record {
+                conns_per_sec: Some(3600.0),
+                ..rec(round, "tcpcrypt-aes128gcm-resumed", "rate")
+            });
+            records.push(Record {
+                p50_ms: Some(0.2),
+                ..rec(round, "plain", "latency")
+            });
+            records.push(Record {
+                p50_ms: Some(0.04),
+                ..rec(round, "plain", "wire_msg")
+            });
+            records.push(Record {
+                p50_ms: Some(0.51),
+                ..rec(round, "tcpcrypt-aes128gcm", "latency")
+            });
+            records.push(Record {
+                p50_ms: Some(0.36),
+                ..rec(round, "tcpcrypt-aes128gcm-resumed", "latency")
+            });
+            records.push(Record {
+                kib_per_conn: vec![40.0 + noise, 70.0],
+                conns: Some(10000),
+                ..rec(round, "tcpcrypt-aes128gcm-resumed", "idle")
+            });
+            records.push(Record {
+                wire_per_app: Some(1.05),
+                ..rec(round, "plain", "wire_bulk")
+            });
+            records.push(Record {
+                wire_per_app: Some(1.05 * 1.001),
+                ..rec(round, "tcpcrypt-aes128gcm", "wire_bulk")
+            });
+        }
+        // A failed measurement is reported, not counted.
+        records.push(Record {
+            error: Some("connect: refused".into()),
+            ..rec(3, "tcpcrypt-aes128gcm", "bulk1")
+        });
+        Results {
+            meta: vec![("date".into(), "2026-11-27 15:00 UTC".into())],
+            configs: vec![("tcpcryptd".into(), "--aeads aes128gcm".into())],
+            records,
+        }
+    }
+
+    fn verdict<'a>(v: &'a [Verdict], starts: &str) -> &'a Verdict {
+        v.iter()
+            .find(|x| x.target.starts_with(starts))
+            .unwrap_or_else(|| panic!("no verdict {starts:?} in {v:#?}"))
+    }
+
+    #[test]
+    fn medians_over_rounds_skip_failed_measurements() {
+        let r = sample();
+        let g = |r: &Record| r.gbps;
+        assert_eq!(r.median_of("plain", "bulk1", g), Some(20.0));
+        assert_eq!(r.median_of("tcpcrypt-aes128gcm", "bulk1", g), Some(6.0));
+        assert_eq!(r.median_of("tcpcrypt-aes128gcm", "bulk4", g), Some(5.0));
+        assert_eq!(r.median_of("nobody", "bulk4", g), None);
+        assert_eq!(r.idle_kib_per_conn(), Some(vec![40.0, 70.0]));
+        assert!((r.half_rtt_ms().unwrap() - 0.02).abs() < 1e-12);
+    }
+
+    #[test]
+    fn targets_are_judged_on_ratios_of_the_same_run() {
+        let v = sample().verdicts();
+        let one = verdict(&v, "bulk, 1 stream, tcpcrypt AES-128-GCM: ≥ 30%");
+        assert_eq!(one.met, Some(true), "{one:?}");
+        assert!(one.measured.contains("0.30 of 20.00"), "{one:?}");
+        let stunnel = verdict(&v, "bulk, 1 stream, tcpcrypt AES-128-GCM: ≥ 1.8×");
+        assert_eq!(stunnel.met, Some(true));
+        assert!(stunnel.measured.contains("3.00 of 2.00"), "{stunnel:?}");
+        let four = verdict(&v, "bulk, 4 streams, tcpcrypt AES-128-GCM: ≥ 30%");
+        assert_eq!(four.met, Some(false), "{four:?}");
+        assert_eq!(
+            verdict(&v, "connection rate, tcpcrypt fresh").met,
+            Some(false)
+        );
+        assert_eq!(
+            verdict(&v, "connection rate, tcpcrypt resumed").met,
+            Some(true)
+        );
+        // fresh: 0.51 <= 0.2 + 0.02 + 0.3 = 0.52; resumed: 0.36 > 0.2 + 0.15.
+        assert_eq!(verdict(&v, "latency p50, tcpcrypt fresh").met, Some(true));
+        assert_eq!(
+            verdict(&v, "latency p50, tcpcrypt resumed").met,
+            Some(false)
+        );
+        assert_eq!(
+            verdict(&v, "memory per idle connection, client").met,
+            Some(true)
+        );
+        assert_eq!(
+            verdict(&v, "memory per idle connection, server").met,
+            Some(false)
+        );
+        let wire = verdict(&v, "bytes on the wire, bulk");
+        assert_eq!(wire.met, Some(true));
+        assert_eq!(wire.measured, "+0.100%");
+    }
+
+    #[test]
+    fn missing_baseline_is_not_a_verdict() {
+        let mut r = sample();
+        r.records.retain(|x| x.system != "stunnel");
+        let v = r.verdicts();
+        assert_eq!(
+            verdict(&v, "bulk, 1 stream, tcpcrypt AES-128-GCM: ≥ 1.8×").met,
+            None
+        );
+    }
+
+    #[test]
+    fn markdown_and_svg_carry_the_figures() {
+        let r = sample();
+        let md = r.markdown();
+        assert!(md.contains("median of 3 rounds"), "{md}");
+        assert!(md.contains("| tcpcrypt AES-128-GCM | 6.00 (5.00-7.00) | 5.00 (4.00-6.00) | 30% / 3.00× | 25% / 2.50× |"), "{md}");
+        assert!(md.contains("round 3, tcpcrypt-aes128gcm bulk1: connect: refused"));
+        assert!(
+            md.contains("| tcpcrypt fresh (full key exchange) | 2400 (2300-2500) | 0 | 24% | - |"),
+            "{md}"
+        );
+        assert!(md.contains("**missed**"));
+        assert!(md.contains("--aeads aes128gcm"));
+        let svg = r.svg();
+        assert!(svg.starts_with("<svg"));
+        assert!(svg.trim_end().ends_with("</svg>"));
+        assert!(svg.contains(">6.00</text>"), "{svg}");
+        assert!(svg.contains(">3600</text>"), "{svg}");
+    }
+
+    #[test]
+    fn axis_ceilings() {
+        assert_eq!(nice_ceiling(0.3), 1.0);
+        assert_eq!(nice_ceiling(19.0), 20.0);
+        assert_eq!(nice_ceiling(21.0), 25.0);
+        assert_eq!(nice_ceiling(11000.0), 20000.0);
+        assert_eq!(nice_ceiling(100.0), 100.0);
+    }
+}
