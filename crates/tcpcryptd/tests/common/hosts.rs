@@ -122,9 +122,16 @@ impl Net {
         self.daemon_with(ns, name, &[])
     }
 
-    /// Starts `tcpcryptd` with extra flags and waits until its control socket answers.
+    /// Starts `tcpcryptd` with extra flags and waits until its control socket answers. Unless
+    /// `args` name another, the daemon writes its key log to [`Net::keys`] (so every capture
+    /// can be decrypted by the inspector).
     pub fn daemon_with(&self, ns: &NetNs, name: &str, args: &[&str]) -> (Proc, PathBuf) {
         let control = self.dir.join(format!("{name}.sock"));
+        let keylog = if args.contains(&"--keylog") {
+            Vec::new()
+        } else {
+            vec!["--keylog".into(), self.keys(name).into_os_string()]
+        };
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -134,6 +141,7 @@ impl Net {
             .args(["netns", "exec", ns.name(), env!("CARGO_BIN_EXE_tcpcryptd")])
             .arg("--control")
             .arg(&control)
+            .args(keylog)
             .args(args)
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
@@ -152,6 +160,11 @@ impl Net {
             std::thread::sleep(Duration::from_millis(20));
         }
         (proc, control)
+    }
+
+    /// The key log file of daemon `name` (see [`Net::daemon_with`]).
+    pub fn keys(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.keys"))
     }
 
     /// The log of daemon `name`.
