@@ -7,6 +7,7 @@ use tcpcrypt_sys::caps::Privileges;
 use tcpcrypt_sys::netns::NetNs;
 
 pub mod hosts;
+pub mod inspect;
 
 /// Fails (never skips) when the test cannot do its job without root.
 pub fn require_root() {
