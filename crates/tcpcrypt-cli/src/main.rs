@@ -4,10 +4,12 @@
 //! tcpcrypt [--control PATH] status [--json]
 //! tcpcrypt [--control PATH] sessions [--json] [--full]
 //! tcpcrypt [--control PATH] session-id --local ADDR --remote ADDR [--json]
+//! tcpcrypt inspect CAPTURE [--keylog FILE] [--dump DIR] [--write-plain OUT.pcap] [--json] [--strict]
 //! ```
 //!
-//! Exit codes: 0 success, 1 the daemon answered with an error (or answered badly), 2 usage,
-//! 3 the daemon could not be reached. Errors are one line on stderr.
+//! Exit codes: 0 success, 1 the daemon answered with an error (or answered badly), or
+//! `inspect` could not read its input or write its output, 2 usage, 3 the daemon could not be
+//! reached, 4 `inspect --strict` found an anomaly. Errors are one line on stderr.
 
 #![forbid(unsafe_code)]
 
@@ -21,6 +23,7 @@ use serde_json::value::RawValue;
 use tcpcrypt_control::{Client, ControlError, Request, Response};
 
 mod format;
+mod inspect;
 
 /// Exit code when the daemon answered with an error reply or a malformed one.
 const EXIT_DAEMON_ERROR: u8 = 1;
@@ -28,6 +31,8 @@ const EXIT_DAEMON_ERROR: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 /// Exit code when the daemon's control socket cannot be reached.
 const EXIT_UNREACHABLE: u8 = 3;
+/// Exit code of `inspect --strict` when a connection has an anomaly or a wrong key.
+const EXIT_ANOMALY: u8 = 4;
 
 /// Shows the state of tcpcryptd, the tcpcrypt (RFC 8548) daemon.
 #[derive(Debug, Parser)]
@@ -72,6 +77,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Analyse a pcap or pcapng capture of TCP-ENO/tcpcrypt connections (needs no daemon).
+    #[command(long_about = inspect::LONG_ABOUT)]
+    Inspect(inspect::Args),
 }
 
 /// Why the command failed, and so its exit code.
@@ -79,9 +87,16 @@ enum Command {
 enum Failure {
     Unreachable(ControlError),
     Control(ControlError),
-    DaemonError { code: String, message: String },
+    DaemonError {
+        code: String,
+        message: String,
+    },
     Unexpected(&'static str),
     Stdout(io::Error),
+    /// `inspect` could not read its input or write its output.
+    Inspect(String),
+    /// `inspect --strict` found anomalies (the report was printed).
+    Anomalies,
 }
 
 impl Failure {
@@ -91,6 +106,8 @@ impl Failure {
             Self::Control(_) | Self::DaemonError { .. } | Self::Unexpected(_) => EXIT_DAEMON_ERROR,
             // A closed pipe (`tcpcrypt sessions | head`) is no usage error, but is no success.
             Self::Stdout(_) => EXIT_DAEMON_ERROR,
+            Self::Inspect(_) => EXIT_DAEMON_ERROR,
+            Self::Anomalies => EXIT_ANOMALY,
         }
     }
 
@@ -100,6 +117,8 @@ impl Failure {
             Self::DaemonError { code, message } => format!("tcpcryptd: {message} ({code})"),
             Self::Unexpected(what) => format!("unexpected reply from tcpcryptd: expected {what}"),
             Self::Stdout(e) => format!("cannot write output: {e}"),
+            Self::Inspect(message) => message.clone(),
+            Self::Anomalies => "inspect: anomalies found (--strict)".to_owned(),
         }
     }
 }
@@ -132,6 +151,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
+    if let Command::Inspect(args) = &cli.command {
+        return inspect::run(args);
+    }
     let path = cli.control.unwrap_or_else(tcpcrypt_control::default_path);
     let mut client = Client::connect(&path)?;
     let out = match cli.command {
@@ -163,6 +185,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 _ => return Err(Failure::Unexpected("a session_id reply")),
             }
         }
+        Command::Inspect(_) => return Err(Failure::Unexpected("no daemon call for inspect")),
     };
     let mut stdout = io::stdout().lock();
     stdout

@@ -87,6 +87,18 @@ pub fn write(inspection: &Inspection) -> Option<Vec<u8>> {
     any.then(|| w.finish())
 }
 
+/// A pcap with no packets (the header alone), in the format [`write`] uses.
+pub fn empty() -> Vec<u8> {
+    Writer::new(
+        Format::Pcap {
+            big_endian: false,
+            nanos: false,
+        },
+        linktype::ETHERNET,
+    )
+    .finish()
+}
+
 fn psh_ack() -> TcpFlags {
     TcpFlags(TcpFlags::PSH.0 | TcpFlags::ACK.0)
 }
