@@ -1,0 +1,735 @@
+//! End to end (namespaces A, M, B, as root): the impairment matrix of issue 5 through a hostile
+//! network. Both hosts run `tcpcryptd`; the `tcpcrypt-netsim` middlebox in M bridges their
+//! links and impairs what crosses (RFC 8547 §4.6, §8-10; RFC 8548 §3.6-3.8, §8-9). Each trial
+//! connects an application on A to an echo service on B (IPv4 and IPv6 alternately), sends a
+//! pseudo-random stream with a plaintext canary every 4 KiB, and reads the echo back:
+//!
+//! - loss, reordering, duplication, resegmentation, delay, all at once, a short path cut: the
+//!   echo completes, byte for byte (SHA-256 of both directions), both applications see a clean
+//!   end of file, both daemons report the connection encrypted with the same session ID;
+//! - ENO stripped from SYNs, SYN-ACKs or both, or the SYN's options echoed in the SYN-ACK: a
+//!   working plain connection, neither daemon reports it encrypted;
+//! - ENO stripped from every non-SYN segment (RFC 8547 §9's "type 2" failure: A believes ENO
+//!   succeeded, B does not): see [`eno_stripping_and_echo_leave_both_ends_agreeing`];
+//! - a flipped payload bit, a forged FIN or a forged RST, toward either host: both applications
+//!   see the connection end with an error (never a clean end of file), and every byte either
+//!   of them received is an unaltered prefix of what the other sent.
+//!
+//! Every trial captures both sides of the box with tcpdump (whole packets) and the box counts
+//! the canary in every payload it sees: for a connection that negotiated tcpcrypt the canary
+//! must appear nowhere; for a plain-by-design one it must appear (the capture works). Each
+//! scenario is recorded as a row of the robustness report (`tcpcrypt_netsim::report`, written
+//! when `TCPCRYPT_ROBUSTNESS_OUT` is set). `TCPCRYPT_MATRIX=long` runs the long mode (24 MiB
+//! each way per transfer, more trials) that `scripts/robustness.sh --long` uses.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::hosts::{addr, sessions, Proc, PORT, TIMEOUT};
+use common::routed::{capture_on, file_contains, Routed};
+use sha2::{Digest, Sha256};
+use tcpcrypt_control::{SessionInfo, SessionState};
+use tcpcrypt_netsim::config::{Config, Impairment, PathCut};
+use tcpcrypt_netsim::report::{PlaintextCheck, Row};
+
+/// Quick (CI) or long (soak) sizes.
+struct Mode {
+    name: &'static str,
+    /// Bytes each way of a bulk transfer.
+    bulk: usize,
+    /// Bytes each way of a negotiation or tampering trial.
+    short: usize,
+    trials: u32,
+}
+
+fn mode() -> Mode {
+    match std::env::var("TCPCRYPT_MATRIX").as_deref() {
+        Ok("long") => Mode {
+            name: "long",
+            bulk: 24 << 20,
+            short: 4 << 20,
+            trials: 4,
+        },
+        _ => Mode {
+            name: "quick",
+            bulk: 2 << 20,
+            short: 512 << 10,
+            trials: 2,
+        },
+    }
+}
+
+/// How a side's stream ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum End {
+    /// A clean end of file.
+    Eof,
+    /// An error (reset, ...), by kind.
+    Error(ErrorKind),
+    /// No end within the read timeout: a hang.
+    Hang,
+}
+
+impl End {
+    fn of(e: &std::io::Error) -> Self {
+        match e.kind() {
+            ErrorKind::WouldBlock | ErrorKind::TimedOut => Self::Hang,
+            k => Self::Error(k),
+        }
+    }
+}
+
+/// What the echo service saw of one connection.
+#[derive(Debug, Clone)]
+struct ServiceConn {
+    /// The first [`KEEP`] bytes received.
+    head: Vec<u8>,
+    received: u64,
+    end: End,
+}
+
+/// Bytes of each service connection kept for the prefix check.
+const KEEP: usize = 8 << 20;
+/// Bound of every read (a cut path recovers well within it).
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The hosts, the daemons, and the echo service's record of its connections.
+struct Bench {
+    r: Routed,
+    ca: PathBuf,
+    cb: PathBuf,
+    served: Arc<Mutex<Vec<ServiceConn>>>,
+    _daemons: (Proc, Proc),
+}
+
+impl Bench {
+    fn new() -> Self {
+        let r = Routed::new();
+        let served: Arc<Mutex<Vec<ServiceConn>>> = Arc::default();
+        let record = served.clone();
+        r.net.service(PORT, move |mut conn| {
+            conn.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+            let mut buf = vec![0u8; 65536];
+            let mut rec = ServiceConn {
+                head: Vec::new(),
+                received: 0,
+                end: End::Hang,
+            };
+            rec.end = loop {
+                match conn.read(&mut buf) {
+                    Ok(0) => break End::Eof,
+                    Ok(n) => {
+                        let keep = n.min(KEEP.saturating_sub(rec.head.len()));
+                        rec.head.extend_from_slice(&buf[..keep]);
+                        rec.received += n as u64;
+                        if let Err(e) = conn.write_all(&buf[..n]) {
+                            break End::of(&e);
+                        }
+                    }
+                    Err(e) => break End::of(&e),
+                }
+            };
+            if rec.end == End::Eof {
+                let _ = conn.shutdown(Shutdown::Write);
+            }
+            record.lock().unwrap().push(rec);
+        });
+        let (da, ca) = r.net.daemon(&r.net.a, "a");
+        let (db, cb) = r.net.daemon(&r.net.b, "b");
+        Self {
+            r,
+            ca,
+            cb,
+            served,
+            _daemons: (da, db),
+        }
+    }
+
+    /// Waits (bounded) until both daemons list no connection, so the next trial's rows are
+    /// its own.
+    fn drain(&self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !(sessions(&self.ca).is_empty() && sessions(&self.cb).is_empty()) {
+            if Instant::now() > deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The stream of one trial: xorshift bytes with `canary` every 4 KiB.
+fn stream(len: usize, seed: u64, canary: &[u8]) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut data = Vec::with_capacity(len + 8);
+    while data.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        data.extend_from_slice(&x.to_le_bytes());
+    }
+    data.truncate(len);
+    for at in (0..len.saturating_sub(canary.len())).step_by(4096) {
+        data[at..at + canary.len()].copy_from_slice(canary);
+    }
+    data
+}
+
+fn hex(d: impl AsRef<[u8]>) -> String {
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Everything one trial observed.
+#[derive(Debug)]
+struct Trial {
+    /// A's application: how its read side ended, bytes read, whether they were all an
+    /// unaltered prefix of what it sent, SHA-256 of what it read.
+    a_end: End,
+    a_received: usize,
+    a_prefix_ok: bool,
+    a_sha: String,
+    sent_sha: String,
+    sent: usize,
+    /// B's service.
+    b: Option<ServiceConn>,
+    b_prefix_ok: bool,
+    /// The daemons' rows for this connection, read while it was open.
+    a_row: Option<SessionInfo>,
+    b_rows: Vec<SessionInfo>,
+    /// The canary was found in a capture (A's side, B's side) or by the box.
+    canary_in_capture: bool,
+    canary_by_box: u64,
+    stats: tcpcrypt_netsim::engine::Stats,
+}
+
+impl Trial {
+    fn bytes(&self) -> u64 {
+        (self.sent + self.a_received) as u64
+    }
+
+    /// Both daemons' view: (A encrypted, B encrypted with A's session ID, B has any row).
+    fn encrypted(&self) -> (bool, bool) {
+        let a = self.a_row.as_ref().is_some_and(|r| r.session_id.is_some());
+        let b = match self.a_row.as_ref().and_then(|r| r.session_id) {
+            Some(id) => self
+                .b_rows
+                .iter()
+                .any(|r| r.session_id.as_ref() == Some(&id)),
+            None => self.b_rows.iter().any(|r| r.session_id.is_some()),
+        };
+        (a, b)
+    }
+
+    fn leaked(&self) -> bool {
+        self.canary_in_capture || self.canary_by_box > 0
+    }
+}
+
+/// Runs one connection through the box configured with `config`.
+fn trial(bench: &Bench, config: Config, v6: bool, len: usize, seed: u64) -> Trial {
+    let canary = format!("CANARY-h3-{seed:016x}-PLAINTEXT");
+    let data = Arc::new(stream(len, seed, canary.as_bytes()));
+    bench.r.middlebox.set_config(Config {
+        canary: Some(canary.clone().into_bytes()),
+        seed,
+        ..config
+    });
+    let before = bench.served.lock().unwrap().len();
+    let dir = &bench.r.net.dir;
+    let (pa, pb) = (
+        dir.join(format!("a-{seed}.pcap")),
+        dir.join(format!("b-{seed}.pcap")),
+    );
+    let caps = (
+        capture_on(&bench.r.net.a, &bench.r.net.dev_a, &pa),
+        capture_on(&bench.r.net.b, &bench.r.dev_b, &pb),
+    );
+    let mut t = Trial {
+        a_end: End::Hang,
+        a_received: 0,
+        a_prefix_ok: true,
+        a_sha: String::new(),
+        sent_sha: hex(Sha256::digest(&data[..])),
+        sent: 0,
+        b: None,
+        b_prefix_ok: true,
+        a_row: None,
+        b_rows: Vec::new(),
+        canary_in_capture: false,
+        canary_by_box: 0,
+        stats: Default::default(),
+    };
+    let dst: SocketAddr = addr('b', v6, PORT);
+    match bench.r.net.connect(dst) {
+        Err(e) => t.a_end = End::of(&e),
+        Ok(mut s) => {
+            s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+            s.set_write_timeout(Some(READ_TIMEOUT)).unwrap();
+            let local = s.local_addr().unwrap();
+            let mut w = s.try_clone().unwrap();
+            let wdata = data.clone();
+            let writer = std::thread::spawn(move || {
+                let mut sent = 0;
+                for chunk in wdata.chunks(64 * 1024) {
+                    if w.write_all(chunk).is_err() {
+                        return sent;
+                    }
+                    sent += chunk.len();
+                }
+                let _ = w.shutdown(Shutdown::Write);
+                sent
+            });
+            let mut hasher = Sha256::new();
+            let mut buf = vec![0u8; 256 * 1024];
+            let checkpoint = (64 << 10).min(len / 2);
+            t.a_end = loop {
+                match s.read(&mut buf) {
+                    Ok(0) => break End::Eof,
+                    Ok(n) => {
+                        let at = t.a_received;
+                        if at + n > data.len() || buf[..n] != data[at..at + n] {
+                            t.a_prefix_ok = false;
+                        }
+                        hasher.update(&buf[..n]);
+                        t.a_received += n;
+                        if t.a_row.is_none() && t.a_received >= checkpoint {
+                            look_up_rows(bench, local, v6, &mut t);
+                        }
+                    }
+                    Err(e) => break End::of(&e),
+                }
+            };
+            if t.a_row.is_none() {
+                look_up_rows(bench, local, v6, &mut t);
+            }
+            t.a_sha = hex(hasher.finalize());
+            if t.a_end == End::Hang {
+                // Unblock the writer: the trial failed anyway.
+                let _ = s.shutdown(Shutdown::Both);
+            }
+            t.sent = writer.join().unwrap();
+        }
+    }
+    // The service's record of this connection.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while t.b.is_none() && Instant::now() < deadline {
+        t.b = bench.served.lock().unwrap().get(before).cloned();
+        if t.b.is_none() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    if let Some(b) = &t.b {
+        let n = b.head.len();
+        t.b_prefix_ok = n <= data.len() && b.head[..] == data[..n];
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    drop(caps);
+    t.canary_in_capture =
+        file_contains(&pa, canary.as_bytes()) || file_contains(&pb, canary.as_bytes());
+    let _ = std::fs::remove_file(&pa);
+    let _ = std::fs::remove_file(&pb);
+    t.stats = bench.r.middlebox.stats();
+    t.canary_by_box = t.stats.canary_hits.iter().sum();
+    bench.r.middlebox.set_config(Config::default());
+    bench.drain();
+    t
+}
+
+/// Reads A's row for the client socket `local` and B's rows for connections from A.
+fn look_up_rows(bench: &Bench, local: SocketAddr, v6: bool, t: &mut Trial) {
+    let a_ip = addr('a', v6, 0).ip();
+    // A's row appears once the daemon accepted the redirected connection.
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        t.a_row = sessions(&bench.ca).into_iter().find(|r| r.local == local);
+        if t.a_row.is_some() || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    t.b_rows = sessions(&bench.cb)
+        .into_iter()
+        .filter(|r| r.remote.ip() == a_ip)
+        .collect();
+}
+
+/// One scenario: its report row's texts and its configuration.
+struct Scenario {
+    name: &'static str,
+    expected: &'static str,
+    notes: &'static str,
+    config: Config,
+}
+
+fn both(spec: &str) -> Config {
+    Config::both(Impairment::parse(spec).unwrap())
+}
+
+fn dirs(a_to_b: &str, b_to_a: &str) -> Config {
+    Config {
+        a_to_b: Impairment::parse(a_to_b).unwrap(),
+        b_to_a: Impairment::parse(b_to_a).unwrap(),
+        ..Config::default()
+    }
+}
+
+/// The verdict on one trial: `Ok` or what was wrong.
+type Judge = fn(&Trial, &Scenario) -> Result<(), String>;
+
+/// Runs every scenario's trials, records the rows, and returns the failures.
+fn run_matrix(
+    section: &str,
+    scenarios: Vec<Scenario>,
+    len: usize,
+    judge: Judge,
+    plain_by_design: bool,
+) -> Vec<String> {
+    let m = mode();
+    let bench = Bench::new();
+    let mut failures = Vec::new();
+    for (si, sc) in scenarios.iter().enumerate() {
+        let mut ok = 0;
+        let mut bytes = 0;
+        let mut leak = false;
+        for i in 0..m.trials {
+            let seed = 0x5eed_0000 + (si as u64) * 100 + u64::from(i);
+            let v6 = i % 2 == 1;
+            let t = trial(&bench, sc.config.clone(), v6, len, seed);
+            bytes += t.bytes();
+            leak |= !plain_by_design && t.leaked();
+            let verdict = judge(&t, sc).and_then(|()| {
+                if !plain_by_design && t.leaked() {
+                    Err(format!(
+                        "plaintext canary on the wire (capture {}, box {})",
+                        t.canary_in_capture, t.canary_by_box
+                    ))
+                } else {
+                    Ok(())
+                }
+            });
+            eprintln!(
+                "[{}] {} trial {i} (v6={v6}): {} ({} bytes; A {:?}, B {:?}; box {:?})",
+                m.name,
+                sc.name,
+                match &verdict {
+                    Ok(()) => "as expected".to_owned(),
+                    Err(e) => format!("NOT AS EXPECTED: {e}"),
+                },
+                t.bytes(),
+                t.a_end,
+                t.b.as_ref().map(|b| &b.end),
+                t.stats
+            );
+            match verdict {
+                Ok(()) => ok += 1,
+                Err(e) => failures.push(format!("{} trial {i} (v6={v6}): {e}: {t:?}", sc.name)),
+            }
+        }
+        let check = if plain_by_design {
+            PlaintextCheck::NotApplicable
+        } else if leak {
+            PlaintextCheck::Leak
+        } else {
+            PlaintextCheck::Clean
+        };
+        let mut notes = sc.notes.to_owned();
+        if notes.is_empty() {
+            notes = format!("{} mode, IPv4 and IPv6", m.name);
+        } else {
+            notes = format!("{notes} ({} mode, IPv4 and IPv6)", m.name);
+        }
+        Row::new(sc.name, sc.expected, m.trials, ok, bytes, check)
+            .section(section)
+            .notes(notes)
+            .record()
+            .expect("record the report row");
+    }
+    failures
+}
+
+/// A complete, intact, encrypted echo with agreeing daemons.
+fn completes_encrypted(t: &Trial, _: &Scenario) -> Result<(), String> {
+    if t.a_end != End::Eof {
+        return Err(format!(
+            "A's application saw {:?}, not a clean end",
+            t.a_end
+        ));
+    }
+    if t.sent != t.a_received || t.a_sha != t.sent_sha || !t.a_prefix_ok {
+        return Err(format!(
+            "echo differs: sent {} bytes sha {}, got {} bytes sha {}",
+            t.sent, t.sent_sha, t.a_received, t.a_sha
+        ));
+    }
+    match &t.b {
+        Some(b) if b.end == End::Eof && b.received == t.sent as u64 && t.b_prefix_ok => {}
+        other => return Err(format!("B's service: {other:?}")),
+    }
+    match t.encrypted() {
+        (true, true) => Ok(()),
+        other => Err(format!("not encrypted on both ends (A, B) = {other:?}")),
+    }
+}
+
+/// A complete, intact, plain echo, neither daemon claiming encryption, the canary visible.
+fn completes_plain(t: &Trial, _: &Scenario) -> Result<(), String> {
+    if t.a_end != End::Eof || t.sent != t.a_received || t.a_sha != t.sent_sha {
+        return Err(format!(
+            "plain echo incomplete: A {:?}, sent {}, got {}",
+            t.a_end, t.sent, t.a_received
+        ));
+    }
+    match &t.b {
+        Some(b) if b.end == End::Eof && t.b_prefix_ok => {}
+        other => return Err(format!("B's service: {other:?}")),
+    }
+    if let Some(row) = &t.a_row {
+        if row.state != SessionState::Plain || row.session_id.is_some() {
+            return Err(format!("A's daemon does not report plain: {row:?}"));
+        }
+    }
+    if t.encrypted() != (false, false) {
+        return Err(format!("a daemon claims encryption: {t:?}"));
+    }
+    if !t.canary_in_capture {
+        return Err("plain by design, yet the capture shows no canary (capture broken?)".into());
+    }
+    Ok(())
+}
+
+/// Both applications see an error, never a clean end; no altered byte; it was encrypted.
+fn ends_in_errors(t: &Trial, _: &Scenario) -> Result<(), String> {
+    if !matches!(t.a_end, End::Error(_)) {
+        return Err(format!("A's application saw {:?}, not an error", t.a_end));
+    }
+    match &t.b {
+        Some(b) if matches!(b.end, End::Error(_)) => {}
+        other => return Err(format!("B's service did not see an error: {other:?}")),
+    }
+    if !t.a_prefix_ok || !t.b_prefix_ok {
+        return Err(format!(
+            "an application received an altered byte (A ok {}, B ok {})",
+            t.a_prefix_ok, t.b_prefix_ok
+        ));
+    }
+    if t.a_row.as_ref().is_none_or(|r| r.session_id.is_none()) {
+        return Err(format!("the connection was not encrypted: {:?}", t.a_row));
+    }
+    Ok(())
+}
+
+fn assert_none(failures: &[String]) {
+    assert!(
+        failures.is_empty(),
+        "{} trial(s) not as expected:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn impairments_keep_transfers_complete_and_encrypted() {
+    let m = mode();
+    let expected =
+        "transfer completes, SHA-256 matches both ways, clean EOF at both applications, \
+                    both daemons report it encrypted with the same session ID";
+    let cut_after = (m.bulk / 2) as u64;
+    let scenarios = vec![
+        Scenario {
+            name: "clean path (baseline)",
+            expected,
+            notes: "",
+            config: Config::default(),
+        },
+        Scenario {
+            name: "loss 1% both ways",
+            expected,
+            notes: "",
+            config: both("loss=0.01"),
+        },
+        Scenario {
+            name: "loss 5% both ways",
+            expected,
+            notes: "",
+            config: both("loss=0.05"),
+        },
+        Scenario {
+            name: "reordering 5% both ways (held 3 ms)",
+            expected,
+            notes: "",
+            config: both("reorder=0.05,reorder-gap=3ms"),
+        },
+        Scenario {
+            name: "duplication 5% both ways",
+            expected,
+            notes: "",
+            config: both("dup=0.05"),
+        },
+        Scenario {
+            name: "resegmentation both ways (split and coalesced at new boundaries)",
+            expected,
+            notes: "tcpcrypt frames span segments (RFC 8548 §3.3, §9)",
+            config: both("resegment"),
+        },
+        Scenario {
+            name: "delay 10 ms + jitter 3 ms both ways",
+            expected,
+            notes: "",
+            config: both("delay=10ms,jitter=3ms"),
+        },
+        Scenario {
+            name: "all at once: loss 1%, reorder 2%, dup 2%, resegment, delay 2 ms",
+            expected,
+            notes: "",
+            config: both("loss=0.01,reorder=0.02,dup=0.02,resegment,delay=2ms"),
+        },
+        Scenario {
+            name: "path cut for 3 s mid-transfer (shorter than TCP's timeout)",
+            expected: "the transfer resumes and completes, SHA-256 matches, encrypted on both ends",
+            notes: "cut after half of one direction's bytes crossed",
+            config: Config {
+                cut: Some(PathCut {
+                    after_bytes: cut_after,
+                    duration: Duration::from_secs(3),
+                }),
+                ..Config::default()
+            },
+        },
+    ];
+    let failures = run_matrix("impairment", scenarios, m.bulk, completes_encrypted, false);
+    assert_none(&failures);
+}
+
+/// Stripping ENO, or echoing the SYN's options, never leaves one end encrypting while the
+/// other is not.
+///
+/// ENO stripped from every non-SYN segment is RFC 8547 §9's "type 2" failure: A saw ENO in
+/// the SYN-ACK and enables encryption, B never sees ENO in an ACK and falls back (RFC 8547
+/// §4.6). The RFC leaves the outcome to the implementation; the project fails closed: A's
+/// daemon sends only Init1 (public values) and waits for Init2, B relays plain, A's daemon
+/// rejects the plain answer as a bad Init2 and resets. So the application's plaintext never
+/// leaves A, and the connection ends in an error rather than working unencrypted.
+#[test]
+fn eno_stripping_and_echo_leave_both_ends_agreeing() {
+    let m = mode();
+    let plain = "a working plain TCP connection, echo intact; neither daemon reports it encrypted";
+    let scenarios = vec![
+        Scenario {
+            name: "ENO stripped from SYNs (A→B)",
+            expected: plain,
+            notes:
+                "B's daemon never sees ENO, B answers without it (RFC 8547 §4.6, §6 failure case)",
+            config: dirs("strip-eno=syn", ""),
+        },
+        Scenario {
+            name: "ENO stripped from SYN-ACKs (B→A)",
+            expected: plain,
+            notes: "A sends no ENO in its ACK, so B falls back too (RFC 8547 §6 reverse-path case)",
+            config: dirs("", "strip-eno=syn-ack"),
+        },
+        Scenario {
+            name: "ENO stripped from SYNs and SYN-ACKs",
+            expected: plain,
+            notes: "",
+            config: dirs("strip-eno=syn", "strip-eno=syn-ack"),
+        },
+        Scenario {
+            name: "SYN options echoed in the SYN-ACK (load balancer, RFC 8547 §9)",
+            expected: plain,
+            notes: "the echoed option carries A's own b=0, a role conflict: both fall back",
+            config: dirs("", "echo-syn-options"),
+        },
+    ];
+    let mut failures = run_matrix("negotiation", scenarios, m.short, completes_plain, true);
+    let type2 = vec![Scenario {
+        name: "ENO stripped from every non-SYN segment (both ways; RFC 8547 §9 type 2)",
+        expected: "never one end encrypting while the other is not: the connection fails closed \
+                   (both applications see an error), no application plaintext on the wire",
+        notes:
+            "chosen: fail closed (A's daemon rejects B's plain reply as a bad Init2 and resets); \
+                the RFC calls this outcome a type-2 failure",
+        config: both("strip-eno=non-syn"),
+    }];
+    failures.extend(run_matrix(
+        "negotiation",
+        type2,
+        m.short,
+        fails_closed,
+        false,
+    ));
+    assert_none(&failures);
+}
+
+/// Type 2: no application byte crosses in the clear, and the applications see errors.
+fn fails_closed(t: &Trial, _: &Scenario) -> Result<(), String> {
+    if t.a_end == End::Eof && t.a_received == t.sent && t.sent > 0 {
+        // A working connection would be fine only if both ends agree on it.
+        return match t.encrypted() {
+            (a, b) if a == b => Ok(()),
+            other => Err(format!("ends disagree (A, B encrypted) = {other:?}")),
+        };
+    }
+    if !matches!(t.a_end, End::Error(_)) {
+        return Err(format!("A's application saw {:?}, not an error", t.a_end));
+    }
+    if t.a_received > 0 {
+        return Err(format!("A's application received {} bytes", t.a_received));
+    }
+    Ok(())
+}
+
+#[test]
+fn tampering_and_forged_segments_end_in_errors() {
+    let m = mode();
+    let at = (m.short / 4) as u64;
+    let flip = format!("flip-after={at}");
+    let fin = format!("fin-after={at}");
+    let rst = format!("rst-after={at}");
+    let error = "both applications see an error (reset), never a clean end of file; every byte \
+                 received is an unaltered prefix of what was sent";
+    let scenarios = vec![
+        Scenario {
+            name: "payload bit flipped A→B",
+            expected: error,
+            notes: "the frame's tag fails (RFC 8548 §4.2), B's daemon resets both sides",
+            config: dirs(&flip, ""),
+        },
+        Scenario {
+            name: "payload bit flipped B→A",
+            expected: error,
+            notes: "",
+            config: dirs("", &flip),
+        },
+        Scenario {
+            name: "FIN forged toward B",
+            expected: error,
+            notes: "a TCP FIN without the authenticated FINp is truncation (RFC 8548 §3.6, §8)",
+            config: dirs(&fin, ""),
+        },
+        Scenario {
+            name: "FIN forged toward A",
+            expected: error,
+            notes: "",
+            config: dirs("", &fin),
+        },
+        Scenario {
+            name: "RST forged toward B",
+            expected: error,
+            notes: "RFC 8548 §8: tcpcrypt cannot stop forged resets; both ends must see the end",
+            config: dirs(&rst, ""),
+        },
+        Scenario {
+            name: "RST forged toward A",
+            expected: error,
+            notes: "",
+            config: dirs("", &rst),
+        },
+    ];
+    let failures = run_matrix("tampering", scenarios, m.short, ends_in_errors, false);
+    assert_none(&failures);
+}
