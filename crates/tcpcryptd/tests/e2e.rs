@@ -64,6 +64,12 @@ fn encrypted_roundtrip(v6: bool) {
         !wire.windows(20).any(|w| w == &canary[..20]),
         "plaintext canary on the wire"
     );
+    // With A's key log the inspector finds the same session ID and recovers the exact bytes.
+    let ins = common::inspect::inspect(&pcap, &[&net.keys("a")]);
+    assert_eq!(common::inspect::to_server(&ins, dst).len(), 1);
+    let sent = [&canary[..], &bulk[..]].concat();
+    let conn = common::inspect::by_session(&ins, &id_a.to_hex());
+    common::inspect::assert_clean_tcpcrypt(conn, &id_a.to_hex(), &sent, &sent);
 }
 
 #[test]
@@ -85,6 +91,8 @@ fn plain_roundtrip(daemon_on_a: bool) {
         ("b", &net.b)
     };
     let (_d, control) = net.daemon(ns, name);
+    let pcap = net.dir.join("plain.pcap");
+    let dump = capture(&net, &pcap, 0);
     for dst in ["10.77.0.2:8080", "[fd77::2]:8080"] {
         let mut s = net.connect(dst.parse().unwrap()).expect("connect");
         exchange(&mut s, b"hello over plain TCP");
@@ -100,6 +108,19 @@ fn plain_roundtrip(daemon_on_a: bool) {
             assert!(sessions(&control).is_empty());
         }
         finish(s);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    drop(dump);
+    // The inspector reports both as plain TCP (with ENO only in A's SYN: a fallback).
+    let ins = common::inspect::inspect(&pcap, &[&net.keys(name)]);
+    for dst in ["10.77.0.2:8080", "[fd77::2]:8080"] {
+        let conns = common::inspect::to_server(&ins, dst.parse().unwrap());
+        assert_eq!(conns.len(), 1, "{}", ins.report.to_json());
+        let data = b"hello over plain TCP";
+        common::inspect::assert_plain(conns[0], data, data);
+        let j = common::inspect::json(conns[0]);
+        let expected = if daemon_on_a { "fallback" } else { "plain" };
+        assert_eq!(j["outcome"], expected, "{j}");
     }
 }
 

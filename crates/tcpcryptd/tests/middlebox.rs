@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::hosts::{addr, exchange, finish, sessions, Net, PORT, TIMEOUT};
+use common::hosts::{addr, capture, exchange, finish, sessions, Net, Proc, PORT, TIMEOUT};
 use tcpcrypt_control::{SessionInfo, SessionState};
 use tcpcrypt_proto::wire::packet::{rewrite_tcp_options, TcpIpPacket};
 use tcpcrypt_proto::wire::tcp_option::{TcpOption, TcpOptions};
@@ -189,12 +189,32 @@ fn syn_selector() -> Vec<&'static str> {
     ]
 }
 
+/// Stops the capture of A's veth and checks what the inspector makes of the two connections
+/// (v4 with seed `seed`, v6 with `seed + 1`): plain TCP with `outcome`, the exact bytes, and
+/// `legacy` when the legacy kind 253 was on the wire.
+fn inspect_plain(net: &Net, pcap: &Path, dump: Proc, seed: u8, outcome: &str, legacy: bool) {
+    std::thread::sleep(Duration::from_millis(300));
+    drop(dump);
+    let ins = common::inspect::inspect(pcap, &[&net.keys("a"), &net.keys("b")]);
+    for (i, v6) in [false, true].into_iter().enumerate() {
+        let conns = common::inspect::to_server(&ins, addr('b', v6, PORT));
+        assert_eq!(conns.len(), 1, "{}", ins.report.to_json());
+        let sent = [payload(seed + i as u8), b"and once more".to_vec()].concat();
+        common::inspect::assert_plain(conns[0], &sent, &sent);
+        let j = common::inspect::json(conns[0]);
+        assert_eq!(j["outcome"], outcome, "{j}");
+        assert_eq!(j["legacy_eno_seen"], legacy, "{j}");
+    }
+}
+
 /// (a) and (c): the client's SYN arrives at B without a usable ENO option.
 fn client_syn_without_eno(mangle: Mangle, queue_num: u16) {
     let net = Net::new();
     net.echo_service();
     let (_da, ca) = net.daemon(&net.a, "a");
     let (_db, cb) = net.daemon(&net.b, "b");
+    let pcap = net.dir.join("wire.pcap");
+    let dump = capture(&net, &pcap, 0);
     let mb = Middlebox::start(&net.a, queue_num, &syn_selector(), mangle);
     for (i, v6) in [false, true].into_iter().enumerate() {
         let before = mb.mangled();
@@ -205,6 +225,12 @@ fn client_syn_without_eno(mangle: Mangle, queue_num: u16) {
         assert!(mb.mangled() > before, "v6={v6}: the middlebox saw the SYN");
         let rows = sessions(&cb);
         assert!(rows.is_empty(), "B's daemon is not in the path: {rows:?}");
+    }
+    // On the wire the SYN has no ENO (plain), or only the legacy kind 253 (an attempt in the
+    // draft encoding that nobody answered: a fallback).
+    match mangle {
+        Mangle::Strip => inspect_plain(&net, &pcap, dump, 0, "plain", false),
+        Mangle::Legacy => inspect_plain(&net, &pcap, dump, 0, "fallback", true),
     }
 }
 
@@ -233,6 +259,8 @@ fn eno_stripped_from_the_server_syn_ack_gives_plain_tcp_on_both_daemons() {
         "SYN,ACK",
         "SYN,ACK",
     ];
+    let pcap = net.dir.join("wire.pcap");
+    let dump = capture(&net, &pcap, 0);
     let mb = Middlebox::start(&net.b, 7202, &selector, Mangle::Strip);
     for (i, v6) in [false, true].into_iter().enumerate() {
         let before = mb.mangled();
@@ -252,4 +280,6 @@ fn eno_stripped_from_the_server_syn_ack_gives_plain_tcp_on_both_daemons() {
             "v6={v6}: the middlebox saw B's SYN-ACK with ENO"
         );
     }
+    // ENO in the SYN, none in the SYN-ACK on the wire: a fallback to plain TCP.
+    inspect_plain(&net, &pcap, dump, 10, "fallback", false);
 }

@@ -245,6 +245,9 @@ pub fn capture(net: &Net, file: &Path, snaplen: u32) -> Proc {
             "--immediate-mode",
             "-U",
         ])
+        // A 64 MiB buffer: with the default 2 MiB the kernel drops packets of bulk transfers
+        // and the inspector rightly reports gaps.
+        .args(["-B", "65536"])
         .args(["-s", &snaplen.to_string(), "-i", &net.dev_a, "-w"])
         .arg(file)
         .stdout(Stdio::null())
