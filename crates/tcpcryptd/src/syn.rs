@@ -17,6 +17,11 @@
 //! both roles. The table is bounded ([`Limits::max_flows`]) and entries expire after
 //! [`Limits::ttl`]; a connection the table cannot hold is left plain (no ENO is ever added to
 //! it, so both ends fall back consistently).
+//!
+//! Entries outlive their connections (until the TTL), and a new connection may reuse a
+//! 4-tuple at once (a port freed by a reset has no TIME_WAIT). A SYN is a retransmission only
+//! if it has the sequence number (ISN) of the entry's SYN; a SYN with another ISN starts a new
+//! connection and replaces the old entries of its tuple (hold, negotiation, untaken outcome).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -132,6 +137,8 @@ struct Flow {
     neg: Negotiation,
     created: Instant,
     reported: bool,
+    /// The sequence number of the connection's first SYN.
+    isn: u32,
 }
 
 #[derive(Clone, Copy)]
@@ -147,7 +154,8 @@ pub struct SynPath {
     limits: Limits,
     rng: Box<dyn Rng + Send>,
     flows: HashMap<ConnKey, Flow>,
-    holds: HashMap<ConnKey, (Hold, Instant)>,
+    /// Held or decided SYNs, with their sequence numbers.
+    holds: HashMap<ConnKey, (Hold, Instant, u32)>,
     /// Outcomes not yet taken by the proxy.
     outcomes: HashMap<ConnKey, (Outcome, Instant)>,
     cache: ResumeCache<IpAddr>,
@@ -175,18 +183,18 @@ impl SynPath {
 
     /// An application's SYN, seen in mangle OUTPUT before it leaves (client side).
     pub fn on_app_syn(&mut self, bytes: &[u8], now: Instant) -> AppSyn {
-        let Some((key, flags)) = parse(bytes, Dir::Out) else {
+        let Some((key, flags, isn)) = parse(bytes, Dir::Out) else {
             return AppSyn::Pass;
         };
         if !flags.syn || flags.ack || self.policy.excluded(key.remote.port()) {
             return AppSyn::Pass;
         }
-        match self.begin_hold(key, now) {
+        match self.begin_hold(key, isn, now) {
             Some(Hold::Pending) => AppSyn::Duplicate,
             Some(Hold::Decided(mark)) => AppSyn::Repeat(mark),
             None if self.holds.len() >= self.limits.max_flows => AppSyn::Pass,
             None => {
-                self.holds.insert(key, (Hold::Pending, now));
+                self.holds.insert(key, (Hold::Pending, now, isn));
                 AppSyn::Hold(key)
             }
         }
@@ -194,14 +202,14 @@ impl SynPath {
 
     /// An incoming SYN, seen in raw PREROUTING (server side).
     pub fn on_server_syn(&mut self, bytes: &[u8], now: Instant) -> ServerSyn {
-        let Some((key, flags)) = parse(bytes, Dir::In) else {
+        let Some((key, flags, isn)) = parse(bytes, Dir::In) else {
             return ServerSyn::Pass;
         };
         let port = key.local.port();
         if !flags.syn || flags.ack || self.policy.excluded(port) {
             return ServerSyn::Pass;
         }
-        match self.begin_hold(key, now) {
+        match self.begin_hold(key, isn, now) {
             Some(Hold::Pending) => return ServerSyn::Duplicate,
             Some(Hold::Decided(mark)) => return ServerSyn::Repeat(mark),
             None => {}
@@ -247,9 +255,10 @@ impl SynPath {
                 neg,
                 created: now,
                 reported: false,
+                isn,
             },
         );
-        self.holds.insert(key, (Hold::Pending, now));
+        self.holds.insert(key, (Hold::Pending, now, isn));
         ServerSyn::Divert { key, replace }
     }
 
@@ -258,7 +267,7 @@ impl SynPath {
     /// its negotiation.
     pub fn decide(&mut self, key: ConnKey, mark: Option<u32>, diverted: bool, now: Instant) {
         if let Some(entry) = self.holds.get_mut(&key) {
-            *entry = (Hold::Decided(mark), now);
+            *entry = (Hold::Decided(mark), now, entry.2);
         }
         if !diverted {
             self.flows.remove(&key);
@@ -268,9 +277,15 @@ impl SynPath {
     /// A segment this host sends on an intercepted connection (mangle OUTPUT): the client
     /// proxy's upstream (created here at its SYN) or the server listener's SYN-ACK.
     pub fn on_outbound(&mut self, bytes: &[u8], now: Instant) -> (Decision, Option<ConnKey>) {
-        let Some((key, flags)) = parse(bytes, Dir::Out) else {
+        let Some((key, flags, isn)) = parse(bytes, Dir::Out) else {
             return (Decision::Accept, None);
         };
+        let new_syn = flags.syn && !flags.ack;
+        if new_syn && self.flows.get(&key).is_some_and(|f| f.isn != isn) {
+            // A new connection on the tuple of an old one.
+            self.flows.remove(&key);
+            self.outcomes.remove(&key);
+        }
         if !self.flows.contains_key(&key) {
             if !flags.syn || flags.ack || !self.make_room(now) {
                 return (Decision::Accept, None);
@@ -287,6 +302,7 @@ impl SynPath {
                     neg,
                     created: now,
                     reported: false,
+                    isn,
                 },
             );
         }
@@ -315,7 +331,7 @@ impl SynPath {
     /// first segments for the client's upstream, the third ACK and first segments for the
     /// server's diverted connection.
     pub fn on_inbound(&mut self, bytes: &[u8], now: Instant) -> (Decision, Option<ConnKey>) {
-        let Some((key, flags)) = parse(bytes, Dir::In) else {
+        let Some((key, flags, _)) = parse(bytes, Dir::In) else {
             return (Decision::Accept, None);
         };
         let Some(flow) = self.flows.get_mut(&key) else {
@@ -362,15 +378,27 @@ impl SynPath {
         let ttl = self.limits.ttl;
         let live = |t: Instant| now.saturating_duration_since(t) < ttl;
         self.flows.retain(|_, f| live(f.created));
-        self.holds.retain(|_, (_, t)| live(*t));
+        self.holds.retain(|_, (_, t, _)| live(*t));
         self.outcomes.retain(|_, (_, t)| live(*t));
         self.cache.purge_expired(now);
     }
 
-    fn begin_hold(&mut self, key: ConnKey, now: Instant) -> Option<Hold> {
+    /// The earlier decision if this SYN retransmits the held one (same ISN, unexpired);
+    /// otherwise the tuple's old entries are dropped and `None` says: a new connection.
+    fn begin_hold(&mut self, key: ConnKey, isn: u32, now: Instant) -> Option<Hold> {
         match self.holds.get(&key) {
-            Some(&(hold, t)) if now.saturating_duration_since(t) < self.limits.ttl => Some(hold),
-            _ => None,
+            Some(&(hold, t, seq))
+                if seq == isn && now.saturating_duration_since(t) < self.limits.ttl =>
+            {
+                Some(hold)
+            }
+            Some(_) => {
+                self.holds.remove(&key);
+                self.flows.remove(&key);
+                self.outcomes.remove(&key);
+                None
+            }
+            None => None,
         }
     }
 
@@ -406,8 +434,9 @@ enum Dir {
     In,
 }
 
-/// The connection key and ENO flags of a plain TCP packet; `None` for anything else.
-fn parse(bytes: &[u8], dir: Dir) -> Option<(ConnKey, SegmentFlags)> {
+/// The connection key, ENO flags and sequence number of a plain TCP packet; `None` for
+/// anything else.
+fn parse(bytes: &[u8], dir: Dir) -> Option<(ConnKey, SegmentFlags, u32)> {
     let pkt = TcpIpPacket::new_checked(bytes).ok()?;
     let tcp = pkt.tcp();
     let src = SocketAddr::new(pkt.src_addr(), tcp.src_port());
@@ -427,7 +456,7 @@ fn parse(bytes: &[u8], dir: Dir) -> Option<(ConnKey, SegmentFlags)> {
         ack: tcp.ack(),
         payload: !pkt.tcp_payload().is_empty(),
     };
-    Some((key, flags))
+    Some((key, flags, tcp.seq_number()))
 }
 
 #[cfg(test)]

@@ -372,3 +372,66 @@ fn garbage_and_unknown_flows_are_accepted_unchanged() {
     assert_eq!(a.on_outbound(&ack, now), (Decision::Accept, None));
     assert_eq!(a.on_inbound(&ack, now), (Decision::Accept, None));
 }
+
+/// `pkt` with another initial sequence number (checksums recomputed).
+fn with_isn(pkt: &[u8], isn: u32) -> Vec<u8> {
+    let p = TcpIpPacket::new_checked(pkt).unwrap();
+    let ip_len = pkt.len() - p.tcp().header_len() - p.tcp_payload().len();
+    let options = p.tcp_options().to_vec();
+    let mut out = pkt.to_vec();
+    out[ip_len + 4..ip_len + 8].copy_from_slice(&isn.to_be_bytes());
+    tcpcrypt_proto::wire::packet::rewrite_tcp_options(&out, &options).unwrap()
+}
+
+#[test]
+fn a_new_connection_reusing_a_tuple_within_the_ttl_is_not_a_retransmission() {
+    let now = Instant::now();
+    for v6 in [false, true] {
+        let (ca, sb) = addrs(v6);
+        // Client side: the application's SYN, decided, then a new connection on the same
+        // tuple (another ISN) a second later is held anew instead of repeating the verdict.
+        let mut a = path();
+        let syn = packet(ca, sb, SYN, &SYN_OPTIONS, &[]);
+        let AppSyn::Hold(key) = a.on_app_syn(&syn, now) else {
+            panic!("held")
+        };
+        a.decide(key, Some(4), false, now);
+        let soon = now + Duration::from_secs(1);
+        assert_eq!(a.on_app_syn(&syn, soon), AppSyn::Repeat(Some(4)));
+        let reused = with_isn(&syn, 77_777);
+        assert_eq!(a.on_app_syn(&reused, soon), AppSyn::Hold(key));
+        assert_eq!(a.on_app_syn(&reused, soon), AppSyn::Duplicate);
+
+        // Both sides, a whole handshake, then a new one on the same tuple: the upstream SYN
+        // gets ENO again, B diverts it again (not a repeat of the old verdict), and both
+        // reach a fresh outcome.
+        let (mut a, mut b) = (path(), path());
+        let (Outcome::Enabled(_), Outcome::Enabled(_)) = handshake(&mut a, &mut b, v6) else {
+            panic!("first connection enabled")
+        };
+        let syn = with_isn(&packet(ca, sb, SYN, &SYN_OPTIONS, &[]), 12_345);
+        let (d, _) = a.on_outbound(&syn, soon);
+        let syn = replaced(d, syn);
+        assert_eq!(eno_options(&syn).len(), 1, "the new SYN carries ENO");
+        let ServerSyn::Divert { key, .. } = b.on_server_syn(&syn, soon) else {
+            panic!("diverted anew, not a repeat of the old verdict")
+        };
+        b.decide(key, Some(0x10), true, soon);
+        let syn_ack = packet(sb, ca, SYN | ACK, &SYN_OPTIONS, &[]);
+        let (d, _) = b.on_outbound(&syn_ack, soon);
+        let syn_ack = replaced(d, syn_ack);
+        let _ = a.on_inbound(&syn_ack, soon);
+        let ack = packet(ca, sb, ACK, &ACK_OPTIONS, &[]);
+        let (d, out) = a.on_outbound(&ack, soon);
+        assert!(out.is_some(), "A decided the new connection");
+        let ack = replaced(d, ack);
+        let (_, out) = b.on_inbound(&ack, soon);
+        assert!(out.is_some(), "B decided the new connection");
+        let key_a = ConnKey {
+            local: ca,
+            remote: sb,
+        };
+        assert!(matches!(a.take_outcome(&key_a), Some(Outcome::Enabled(_))));
+        assert!(matches!(b.take_outcome(&key), Some(Outcome::Enabled(_))));
+    }
+}
