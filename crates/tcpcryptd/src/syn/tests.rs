@@ -380,7 +380,7 @@ fn with_isn(pkt: &[u8], isn: u32) -> Vec<u8> {
     let options = p.tcp_options().to_vec();
     let mut out = pkt.to_vec();
     out[ip_len + 4..ip_len + 8].copy_from_slice(&isn.to_be_bytes());
-    tcpcrypt_proto::wire::packet::rewrite_tcp_options(&out, &options).unwrap()
+    packet::rewrite_tcp_options(&out, &options).unwrap()
 }
 
 #[test]
