@@ -92,6 +92,10 @@ fn demo_script_runs_end_to_end() {
         "the SYN's ENO option is shown\n{report}"
     );
     assert!(out.contains("canary in the capture"), "{report}");
+    assert!(
+        out.contains("canary.txt recovered exactly: yes"),
+        "the inspector decrypts the capture with the key log\n{report}"
+    );
 
     // Nothing left behind: the script's namespaces, and any change to the host's rules.
     let netns = common::sh(&["ip", "netns", "list"]);
