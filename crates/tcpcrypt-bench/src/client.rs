@@ -178,22 +178,37 @@ pub fn rate(target: SocketAddr, concurrency: usize, seconds: f64) -> RateResult 
     }
 }
 
-/// `count` sequential request/response connections after `warmup` unmeasured ones; the
-/// duration of each, connect to close.
+/// `count` sequential request/response connections after `warmup` unmeasured ones: the
+/// duration of each that succeeded, connect to close, and how many failed (a failed one is
+/// not timed; the next one is tried).
 ///
 /// # Errors
-/// One of them failed.
-pub fn latency(target: SocketAddr, count: usize, warmup: usize) -> anyhow::Result<Vec<Duration>> {
+/// None of them succeeded.
+pub fn latency(
+    target: SocketAddr,
+    count: usize,
+    warmup: usize,
+) -> anyhow::Result<(Vec<Duration>, u64)> {
     for _ in 0..warmup {
-        request_once(target)?;
+        let _ = request_once(target);
     }
     let mut times = Vec::with_capacity(count);
+    let mut errors = 0;
+    let mut last_err = None;
     for _ in 0..count {
         let start = Instant::now();
-        request_once(target)?;
-        times.push(start.elapsed());
+        match request_once(target) {
+            Ok(()) => times.push(start.elapsed()),
+            Err(e) => {
+                errors += 1;
+                last_err = Some(e);
+            }
+        }
     }
-    Ok(times)
+    match last_err {
+        Some(e) if times.is_empty() => Err(e.context("every connection failed")),
+        _ => Ok((times, errors)),
+    }
 }
 
 /// One connection, `count` round trips of a [`MESSAGE_LEN`]-byte message echoed back; the

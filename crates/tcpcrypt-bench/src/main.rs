@@ -94,7 +94,7 @@ enum Cmd {
         /// Records, one JSON line each (from the client modes).
         #[arg(long, required_unless_present = "results")]
         records: Option<PathBuf>,
-        /// key<TAB>value lines: machine, versions, settings.
+        /// Lines of key, a tab, value: machine, versions, settings.
         #[arg(long)]
         meta: Option<PathBuf>,
         /// A directory of configuration files, shown verbatim (name = file name).
@@ -236,13 +236,14 @@ fn run_client(cmd: Cmd) -> (Record, anyhow::Result<()>) {
             let mut r = common.record("latency");
             let res = (|| {
                 let before = Sample::take(&common)?;
-                let times = client::latency(common.target, count, warmup)?;
+                let (times, errors) = client::latency(common.target, count, warmup)?;
                 before.finish(
                     &common,
                     &mut r,
                     (count + warmup) as u64 * 2 * MESSAGE_LEN as u64,
                 )?;
                 r.conns = Some(times.len() as u64);
+                r.errors = Some(errors);
                 r.seconds = Some(times.iter().map(|d| d.as_secs_f64()).sum());
                 percentiles(&mut r, &times);
                 Ok(())

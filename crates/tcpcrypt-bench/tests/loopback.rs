@@ -44,7 +44,8 @@ fn rate_completes_request_response_connections() {
 
 #[test]
 fn latency_and_echo_measure_every_exchange() {
-    assert_eq!(client::latency(server(), 20, 2).unwrap().len(), 20);
+    let (times, errors) = client::latency(server(), 20, 2).unwrap();
+    assert_eq!((times.len(), errors), (20, 0));
     assert_eq!(client::echo(server(), 50).unwrap().len(), 50);
 }
 
@@ -63,6 +64,7 @@ fn a_dead_target_is_an_error_not_a_hang() {
         .unwrap();
     assert!(client::request_once(port).is_err());
     assert!(client::bulk(port, 2, Amount::Bytes(1000)).is_err());
+    assert!(client::latency(port, 3, 0).is_err());
     let r = client::rate(port, 1, 0.1);
     assert_eq!(r.conns, 0);
     assert!(r.errors > 0);

@@ -1,0 +1,485 @@
+#!/usr/bin/env bash
+# The benchmark suite of issue 6: tcpcrypt against what users would run instead (plain TCP,
+# stunnel, wireguard-go), measured side by side in one run, between two network namespaces
+# joined by a veth pair, rounds interleaving the systems so machine noise hits all alike.
+#
+#   sudo ./scripts/bench.sh [--quick] [--rounds N] [--out PREFIX] [--systems A,B,...]
+#
+# --systems runs only those (plain, tcpcrypt-aes128gcm, tcpcrypt-aes256gcm,
+# tcpcrypt-chacha20poly1305, tcpcrypt-aes128gcm-resumed, stunnel, stunnel-resumed,
+# wireguard-go), e.g. to measure a daemon change quickly; docs/ holds the full run.
+#
+# Builds tcpcryptd, the tcpcrypt CLI and tcpcrypt-load in release mode, installs stunnel4,
+# wireguard-go, wireguard-tools and ethtool with apt-get when missing, then for each round and
+# each system sets the system up, measures it (bulk 1 and 4 streams, connection rate, latency,
+# bytes on the wire, daemon CPU per GB and memory per idle connection) and tears it down.
+# Writes PREFIX.json (raw per-round records), PREFIX.md (tables) and PREFIX.svg (plot);
+# PREFIX defaults to docs/performance. Everything it creates (namespaces, processes, files in
+# its temporary directory) is removed on every exit path; the host's namespace is untouched.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+QUICK=""
+ROUNDS=""
+OUT=docs/performance
+ALL_SYSTEMS="plain tcpcrypt-aes128gcm tcpcrypt-aes256gcm tcpcrypt-chacha20poly1305 tcpcrypt-aes128gcm-resumed stunnel stunnel-resumed wireguard-go"
+ONLY=""
+while (($#)); do
+    case $1 in
+        --quick) QUICK=yes ;;
+        --rounds) ROUNDS=${2:?--rounds N}; shift ;;
+        --out) OUT=${2:?--out PREFIX}; shift ;;
+        --systems) ONLY=" ${2//,/ } "; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "bench: unknown argument $1" >&2; usage >&2; exit 2 ;;
+    esac
+    shift
+done
+if [ -n "$QUICK" ]; then
+    ROUNDS=${ROUNDS:-1} BULK_SECS=2 RATE_SECS=2 LAT_COUNT=200 ECHO_COUNT=500
+    WIRE_BYTES=$((64 << 20)) IDLE_COUNT=10000
+else
+    ROUNDS=${ROUNDS:-3} BULK_SECS=5 RATE_SECS=5 LAT_COUNT=500 ECHO_COUNT=2000
+    WIRE_BYTES=$((256 << 20)) IDLE_COUNT=10000
+fi
+CONCURRENCY=8
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "bench: --rounds wants a positive number" >&2; exit 2; }
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "bench: it creates network namespaces: run it as root (sudo ./scripts/bench.sh)" >&2
+    exit 1
+fi
+
+# Under sudo, build as the invoking user with their toolchain (as demo.sh does).
+build_as=()
+if [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
+    user_home=$(getent passwd "$SUDO_USER" | cut -d: -f6)
+    if [ -x "$user_home/.cargo/bin/cargo" ]; then
+        export PATH="$user_home/.cargo/bin:$PATH"
+        build_as=(sudo -u "$SUDO_USER" env "HOME=$user_home" "PATH=$PATH")
+    fi
+fi
+source scripts/prereqs.sh
+# What the comparison needs, from Debian's archive.
+bench_pkgs=()
+command -v stunnel >/dev/null 2>&1 || bench_pkgs+=(stunnel4)
+command -v wireguard-go >/dev/null 2>&1 || bench_pkgs+=(wireguard-go)
+command -v wg >/dev/null 2>&1 || bench_pkgs+=(wireguard-tools)
+command -v ethtool >/dev/null 2>&1 || bench_pkgs+=(ethtool)
+command -v openssl >/dev/null 2>&1 || bench_pkgs+=(openssl)
+if ((${#bench_pkgs[@]})); then
+    echo "bench: installing ${bench_pkgs[*]} with apt-get" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${bench_pkgs[@]}" >/dev/null
+fi
+
+NS_A="tcbench-a-$$"
+NS_B="tcbench-b-$$"
+VETH_A="tcb${$}a"
+VETH_B="tcb${$}b"
+WG_A="tcw${$}a"
+WG_B="tcw${$}b"
+IP_A=10.88.0.1
+IP_B=10.88.0.2
+WGIP_A=10.89.0.1
+WGIP_B=10.89.0.2
+PORT=5300          # load server in B
+TLS_PORT=5301      # stunnel server in B
+STUNNEL_LOCAL=5302 # stunnel client in A (127.0.0.1)
+WG_PORT=51820
+TIMEOUT=15
+
+log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+tmp=""
+FAILED=0
+ns_made=()
+sys_pids=()      # processes of the system under test
+pid_server=""
+cleanup() {
+    local rc=$? pid ns
+    set +e
+    trap '' INT TERM
+    for pid in "${sys_pids[@]}" $pid_server; do
+        kill -TERM "$pid" 2>/dev/null
+    done
+    for pid in "${sys_pids[@]}" $pid_server; do
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
+    for ns in "${ns_made[@]}"; do
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+        ip netns del "$ns" 2>/dev/null
+    done
+    if [ -n "$tmp" ] && { [ "$rc" -ne 0 ] || [ "$FAILED" -ne 0 ]; }; then
+        # Something failed: keep the logs (daemons, stunnel, wireguard-go, load tool) to look at.
+        mkdir -p "/tmp/tcpcrypt-bench-logs-$$" && cp "$tmp"/*.log "/tmp/tcpcrypt-bench-logs-$$/" 2>/dev/null
+        log "logs kept in /tmp/tcpcrypt-bench-logs-$$"
+    fi
+    [ -n "$tmp" ] && rm -rf "$tmp"
+    if [ "$rc" -ne 0 ]; then log "failed (exit $rc); everything it created is removed"; fi
+    return "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+wait_until() { # seconds what command...
+    local secs=$1 what=$2 deadline
+    shift 2
+    deadline=$((SECONDS + secs))
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || { log "timed out after ${secs}s waiting for $what"; return 1; }
+        sleep 0.1
+    done
+}
+
+# ---------------------------------------------------------------------------------------------
+log "build (release): tcpcryptd, tcpcrypt, tcpcrypt-load"
+"${build_as[@]}" cargo build --release --quiet -p tcpcryptd -p tcpcrypt-cli -p tcpcrypt-bench
+target_dir=$("${build_as[@]}" cargo metadata --format-version 1 --no-deps \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+TCPCRYPTD="$target_dir/release/tcpcryptd"
+TCPCRYPT="$target_dir/release/tcpcrypt"
+LOAD="$target_dir/release/tcpcrypt-load"
+
+tmp=$(mktemp -d /tmp/tcpcrypt-bench.XXXXXX)
+chmod 755 "$tmp"
+RAW="$tmp/raw.jsonl"
+META="$tmp/meta.tsv"
+CONF="$tmp/configs"
+mkdir "$CONF"
+: >"$RAW"
+meta() { printf '%s\t%s\n' "$1" "$2" >>"$META"; }
+
+# 10,000 idle connections: descriptors for the load tool and the daemons (inherited).
+ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+log "two network namespaces joined by a veth pair ($IP_A, $IP_B)"
+for ns in "$NS_A" "$NS_B"; do
+    ip netns add "$ns"
+    ns_made+=("$ns")
+    ip -n "$ns" link set lo up
+    # The same for every system: room for thousands of connections per second.
+    ip netns exec "$ns" sysctl -q -w net.ipv4.ip_local_port_range="1024 65535" \
+        net.ipv4.tcp_tw_reuse=1 net.core.somaxconn=8192 net.ipv4.tcp_max_syn_backlog=8192
+done
+ip link add "$VETH_A" netns "$NS_A" type veth peer name "$VETH_B" netns "$NS_B"
+ip -n "$NS_A" addr add "$IP_A/24" dev "$VETH_A"
+ip -n "$NS_B" addr add "$IP_B/24" dev "$VETH_B"
+ip -n "$NS_A" link set "$VETH_A" up
+ip -n "$NS_B" link set "$VETH_B" up
+
+in_a() { ip netns exec "$NS_A" "$@"; }
+in_b() { ip netns exec "$NS_B" "$@"; }
+
+# Background processes are started with `ip netns exec` itself (it execs the program), never
+# through a shell function, so that $! is the program's own PID (to stop it and read its CPU).
+ip netns exec "$NS_B" "$LOAD" serve --listen "0.0.0.0:$PORT" </dev/null >"$tmp/server.log" 2>&1 &
+pid_server=$!
+wait_until "$TIMEOUT" "the load server" in_b ss -Htln "sport = :$PORT"
+
+offloads() { # on|off: TSO, GSO, GRO of both veth ends
+    in_a ethtool -K "$VETH_A" tso "$1" gso "$1" gro "$1" >/dev/null 2>&1 || true
+    in_b ethtool -K "$VETH_B" tso "$1" gso "$1" gro "$1" >/dev/null 2>&1 || true
+}
+
+# ---------------------------------------------------------------------------------------------
+# The systems. Each *_up sets TARGET and sys_pids; *_down stops them.
+TARGET=""
+stop_sys() {
+    local pid
+    for pid in "${sys_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${sys_pids[@]}"; do
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    sys_pids=()
+}
+
+plain_up() { TARGET="$IP_B:$PORT"; sys_pids=(); }
+plain_down() { :; }
+
+TCPCRYPTD_FLAGS=()
+POLICY_SHOWN=""
+DAEMON_STARTS=0
+tcpcrypt_up() { # aead resumption(true|false)
+    local aead=$1 resume=$2 side ns ports
+    # Fresh listener ports for each daemon pair: tcpcryptd binds its REDIRECT/TPROXY listeners
+    # without SO_REUSEADDR, so the previous pair's TIME_WAIT connections on them would make the
+    # next start fail with EADDRINUSE for a minute.
+    ports=(--client-port $((4760 + 2 * (DAEMON_STARTS % 100))) --server-port $((4761 + 2 * (DAEMON_STARTS % 100))))
+    DAEMON_STARTS=$((DAEMON_STARTS + 1))
+    for side in a b; do
+        ns=$NS_A; [ "$side" = b ] && ns=$NS_B
+        rm -f "$tmp/tcpcryptd-$side.sock"
+        RUST_LOG=warn ip netns exec "$ns" "$TCPCRYPTD" --control "$tmp/tcpcryptd-$side.sock" \
+            --aeads "$aead" --resumption "$resume" "${ports[@]}" "${TCPCRYPTD_FLAGS[@]}" \
+            </dev/null >/dev/null 2>>"$tmp/tcpcryptd-$side.log" &
+        sys_pids+=($!)
+    done
+    wait_until "$TIMEOUT" "tcpcryptd (A)" "$TCPCRYPT" --control "$tmp/tcpcryptd-a.sock" status
+    wait_until "$TIMEOUT" "tcpcryptd (B)" "$TCPCRYPT" --control "$tmp/tcpcryptd-b.sock" status
+    if [ -z "$POLICY_SHOWN" ]; then
+        POLICY_SHOWN=yes
+        {
+            echo "# the client daemon's policy as it reports it (tcpcrypt status), first daemon pair:"
+            "$TCPCRYPT" --control "$tmp/tcpcryptd-a.sock" status | sed -n '/^policy:/,/^$/p' \
+                | sed "s|$tmp|/tmp/DIR|g"
+        } >>"$CONF/tcpcryptd (both namespaces)"
+    fi
+    TARGET="$IP_B:$PORT"
+}
+# Counters of one daemon: "encrypted resumed plain".
+tcpcrypt_counters() {
+    "$TCPCRYPT" --control "$tmp/tcpcryptd-$1.sock" status --json | python3 -c '
+import json, sys
+def find(o):
+    if isinstance(o, dict):
+        if "connections_encrypted" in o:
+            return o
+        for v in o.values():
+            r = find(v)
+            if r: return r
+    return None
+c = find(json.load(sys.stdin)) or {}
+print(c.get("connections_encrypted", 0), c.get("connections_resumed", 0), c.get("connections_plain", 0))'
+}
+tcpcrypt_down() { # system-name resumption: checks what was measured was encrypted
+    local name=$1 resume=$2 enc res pl
+    read -r enc res pl < <(tcpcrypt_counters a)
+    log "  $name: client daemon counted $enc encrypted ($res resumed), $pl plain"
+    CHECKS+=("$name round $round: client daemon $enc encrypted, $res resumed, $pl plain")
+    # Every measured connection should be encrypted; a few fallbacks (under 1%) are reported
+    # (here and in the document) but do not void the run.
+    if [ "$enc" -eq 0 ] || [ $((pl * 100)) -gt "$enc" ] \
+        || { [ "$resume" = false ] && [ "$res" -ne 0 ]; } \
+        || { [ "$resume" = true ] && [ "$res" -eq 0 ]; }; then
+        log "  $name: NOT as expected: the records of this run are marked failed"
+        BAD_RUN=yes
+    fi
+    stop_sys
+}
+
+STUNNEL_COMMON="foreground = yes
+pid =
+debug = 3
+socket = l:TCP_NODELAY=1
+socket = r:TCP_NODELAY=1
+sslVersionMin = TLSv1.3
+ciphersuites = TLS_AES_128_GCM_SHA256
+curves = X25519"
+stunnel_setup() {
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj /CN=tcbench -keyout "$tmp/stunnel.key" -out "$tmp/stunnel.crt" 2>/dev/null
+    cat >"$tmp/stunnel-server.conf" <<EOF
+$STUNNEL_COMMON
+[bench]
+accept = $IP_B:$TLS_PORT
+connect = 127.0.0.1:$PORT
+cert = $tmp/stunnel.crt
+key = $tmp/stunnel.key
+EOF
+    for resume in yes no; do
+        cat >"$tmp/stunnel-client-$resume.conf" <<EOF
+$STUNNEL_COMMON
+[bench]
+client = yes
+accept = 127.0.0.1:$STUNNEL_LOCAL
+connect = $IP_B:$TLS_PORT
+sessionResume = $resume
+EOF
+    done
+    sed "s|$tmp|/tmp/DIR|g" "$tmp/stunnel-server.conf" >"$CONF/stunnel server (namespace B)"
+    {
+        sed "s|$tmp|/tmp/DIR|g" "$tmp/stunnel-client-no.conf"
+        echo "# resumed runs: the same with sessionResume = yes (stunnel's default)"
+    } >"$CONF/stunnel client (namespace A)"
+    echo "certificate: self-signed ECDSA P-256 (openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1)" \
+        >>"$CONF/stunnel server (namespace B)"
+}
+stunnel_up() { # yes|no: client resumes sessions
+    ip netns exec "$NS_B" stunnel "$tmp/stunnel-server.conf" </dev/null >/dev/null 2>>"$tmp/stunnel-b.log" &
+    sys_pids+=($!)
+    ip netns exec "$NS_A" stunnel "$tmp/stunnel-client-$1.conf" </dev/null >/dev/null 2>>"$tmp/stunnel-a.log" &
+    sys_pids+=($!)
+    wait_until "$TIMEOUT" "stunnel (B)" in_b ss -Htln "sport = :$TLS_PORT"
+    wait_until "$TIMEOUT" "stunnel (A)" in_a ss -Htln "sport = :$STUNNEL_LOCAL"
+    TARGET="127.0.0.1:$STUNNEL_LOCAL"
+}
+stunnel_down() { stop_sys; }
+
+wg_setup() {
+    umask 077
+    wg genkey >"$tmp/wg-a.key"
+    wg genkey >"$tmp/wg-b.key"
+    umask 022
+    WG_PUB_A=$(wg pubkey <"$tmp/wg-a.key")
+    WG_PUB_B=$(wg pubkey <"$tmp/wg-b.key")
+    cat >"$CONF/wireguard-go" <<EOF
+# namespace A (B is symmetric: $WGIP_B, endpoint $IP_A:$WG_PORT)
+wireguard-go -f $WG_A          # TUN device, user-space WireGuard, default settings
+wg set $WG_A private-key <generated> listen-port $WG_PORT \\
+    peer <B's public key> allowed-ips $WGIP_B/32 endpoint $IP_B:$WG_PORT
+ip addr add $WGIP_A/24 dev $WG_A; ip link set $WG_A up   # MTU: wireguard-go's default
+EOF
+}
+wg_up() {
+    local side ns dev key peer_pub peer_ip peer_wg my_wg
+    for side in a b; do
+        if [ "$side" = a ]; then
+            ns=$NS_A dev=$WG_A key=$tmp/wg-a.key peer_pub=$WG_PUB_B peer_ip=$IP_B peer_wg=$WGIP_B my_wg=$WGIP_A
+        else
+            ns=$NS_B dev=$WG_B key=$tmp/wg-b.key peer_pub=$WG_PUB_A peer_ip=$IP_A peer_wg=$WGIP_A my_wg=$WGIP_B
+        fi
+        WG_PROCESS_FOREGROUND=1 ip netns exec "$ns" wireguard-go -f "$dev" \
+            </dev/null >>"$tmp/wg-$side.log" 2>&1 &
+        sys_pids+=($!)
+        wait_until "$TIMEOUT" "wireguard-go ($side)" ip -n "$ns" link show "$dev"
+        ip netns exec "$ns" wg set "$dev" private-key "$key" listen-port "$WG_PORT" \
+            peer "$peer_pub" allowed-ips "$peer_wg/32" endpoint "$peer_ip:$WG_PORT"
+        ip -n "$ns" addr add "$my_wg/24" dev "$dev"
+        ip -n "$ns" link set "$dev" up
+    done
+    TARGET="$WGIP_B:$PORT"
+}
+wg_down() { stop_sys; }
+
+# ---------------------------------------------------------------------------------------------
+# Measurements: each appends one record to $RAW.
+BAD_RUN=""
+CHECKS=()
+load() { # system test-args...
+    local system=$1 pids out
+    shift
+    pids=$(IFS=,; echo "${sys_pids[*]}")
+    if out=$(in_a "$LOAD" "$@" --target "$TARGET" --system "$system" --round "$round" \
+        ${pids:+--pids "$pids"} 2>>"$tmp/load.log"); then
+        :
+    else
+        FAILED=$((FAILED + 1))
+        log "  $system: $* failed: $(tail -n 1 "$tmp/load.log")"
+    fi
+    [ -n "$out" ] && echo "$out" >>"$tmp/run.jsonl"
+    return 0
+}
+# Moves the run's records to $RAW, marked failed when the system's own check failed.
+commit_run() {
+    if [ -n "$BAD_RUN" ]; then
+        python3 - "$tmp/run.jsonl" <<'EOF' >>"$RAW"
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    r.setdefault("error", "the daemons' counters did not show the expected encrypted/resumed connections")
+    print(json.dumps(r))
+EOF
+    else
+        cat "$tmp/run.jsonl" >>"$RAW"
+    fi
+    : >"$tmp/run.jsonl"
+    BAD_RUN=""
+}
+: >"$tmp/run.jsonl"
+
+bulk_tests() { # system
+    load "$1" bulk --streams 1 --seconds "$BULK_SECS"
+    load "$1" bulk --streams 4 --seconds "$BULK_SECS"
+}
+conn_tests() { # system
+    load "$1" rate --concurrency "$CONCURRENCY" --seconds "$RATE_SECS"
+    load "$1" latency --count "$LAT_COUNT"
+}
+wire_tests() { # system
+    offloads off
+    load "$1" bulk --streams 1 --bytes "$WIRE_BYTES" --test wire_bulk --iface "$VETH_A"
+    load "$1" echo --count "$ECHO_COUNT" --iface "$VETH_A"
+    offloads on
+}
+
+stunnel_setup
+wg_setup
+cat >"$CONF/tcpcryptd (both namespaces)" <<EOF
+tcpcryptd --control /tmp/DIR/tcpcryptd-{a,b}.sock --aeads AEAD --resumption BOOL
+# AEAD: aes128gcm, aes256gcm or chacha20poly1305 (one daemon pair per AEAD).
+# --resumption false for the bulk, fresh-rate and fresh-latency runs; true (the default) for
+# the resumed runs and the idle connections. --client-port/--server-port differ for each
+# daemon pair (4760+2k, 4761+2k; see tcpcrypt_up). Everything else is the default (client and
+# server roles, the default TEP list, no port of the benchmark excluded), release build.
+EOF
+
+# ---------------------------------------------------------------------------------------------
+meta date "$(date -u '+%Y-%m-%d %H:%M UTC')"
+meta command "scripts/bench.sh${QUICK:+ --quick} --rounds $ROUNDS"
+meta commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- crates 2>/dev/null || echo ' (with uncommitted changes in crates/)')"
+meta machine "$(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/^Mem:/ {print $2}') GiB"
+meta kernel "$(uname -r)"
+meta "load average at start" "$(cut -d' ' -f1-3 /proc/loadavg)"
+meta durations "bulk ${BULK_SECS} s per run; rate ${RATE_SECS} s with $CONCURRENCY client threads; latency $LAT_COUNT sequential connections; wire: $((WIRE_BYTES >> 20)) MiB bulk and $ECHO_COUNT echoed 100-byte messages; $IDLE_COUNT idle connections"
+meta tcpcryptd "$("$TCPCRYPTD" --version 2>/dev/null | head -n1), release build"
+meta stunnel "$(stunnel -version 2>&1 | grep -m1 '^stunnel'); $(stunnel -version 2>&1 | grep -m1 'Compiled with')"
+meta wireguard-go "$(wireguard-go --version 2>&1 | head -n1); $(wg --version 2>&1 | cut -d' ' -f1-2)"
+meta rustc "$("${build_as[@]}" rustc --version)"
+
+started=$SECONDS
+for ((round = 1; round <= ROUNDS; round++)); do
+    log "round $round of $ROUNDS"
+    # Alternate the order each round so that no system always runs first or last.
+    systems=()
+    for system in $ALL_SYSTEMS; do
+        [ -z "$ONLY" ] || [[ $ONLY == *" $system "* ]] && systems+=("$system")
+    done
+    if ((round % 2 == 0)); then
+        reversed=()
+        for ((i = ${#systems[@]} - 1; i >= 0; i--)); do reversed+=("${systems[i]}"); done
+        systems=("${reversed[@]}")
+    fi
+    for system in "${systems[@]}"; do
+        log "  $system"
+        case $system in
+            plain)
+                plain_up
+                bulk_tests plain; conn_tests plain; wire_tests plain
+                plain_down ;;
+            tcpcrypt-aes128gcm)
+                tcpcrypt_up aes128gcm false
+                bulk_tests "$system"; conn_tests "$system"; wire_tests "$system"
+                tcpcrypt_down "$system" false ;;
+            tcpcrypt-aes256gcm | tcpcrypt-chacha20poly1305)
+                tcpcrypt_up "${system#tcpcrypt-}" false
+                bulk_tests "$system"
+                tcpcrypt_down "$system" false ;;
+            tcpcrypt-aes128gcm-resumed)
+                tcpcrypt_up aes128gcm true
+                conn_tests "$system"
+                load "$system" idle --count "$IDLE_COUNT"
+                tcpcrypt_down "$system" true ;;
+            stunnel)
+                stunnel_up no
+                bulk_tests stunnel; conn_tests stunnel; wire_tests stunnel
+                stunnel_down ;;
+            stunnel-resumed)
+                stunnel_up yes
+                conn_tests stunnel-resumed
+                stunnel_down ;;
+            wireguard-go)
+                wg_up
+                bulk_tests wireguard-go; conn_tests wireguard-go; wire_tests wireguard-go
+                wg_down ;;
+        esac
+        commit_run
+    done
+done
+meta "load average at end" "$(cut -d' ' -f1-3 /proc/loadavg)"
+meta "measuring time" "$(((SECONDS - started) / 60)) min $(((SECONDS - started) % 60)) s"
+meta "tcpcrypt checks" "$(IFS=';'; echo "${CHECKS[*]}")"
+
+mkdir -p "$(dirname "$OUT")"
+"$LOAD" report --records "$RAW" --meta "$META" --configs "$CONF" --out "$OUT"
+if [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
+    chown "$SUDO_USER:" "$OUT.json" "$OUT.md" "$OUT.svg" 2>/dev/null || true
+fi
+log "wrote $OUT.md, $OUT.svg, $OUT.json ($FAILED measurement(s) failed)"
+sed -n '/^## Targets/,/^## Bulk/p' "$OUT.md" | sed '$d'
