@@ -8,6 +8,7 @@
 //!   sockopt   SO_MARK, IP(V6)_TRANSPARENT, SO_ORIGINAL_DST, SO_LINGER 0, TCP_NODELAY
 //!   caps      root / CAP_NET_ADMIN check with an actionable message
 //!   rlimit    raise the open-file limit (RLIMIT_NOFILE) to the hard limit
+//!   heap      give freed heap memory back to the kernel (malloc_trim)
 //!   netns     network namespaces (create, enter, delete) for tests and tools
 //!   packet_socket  AF_PACKET raw sockets on one interface (the test middlebox's bridge)
 //! ```
@@ -23,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod caps;
+pub mod heap;
 pub mod netns;
 pub mod nfqueue;
 pub mod packet_socket;
