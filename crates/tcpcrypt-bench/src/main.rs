@@ -144,7 +144,7 @@ impl Common {
 /// CPU and interface counters around a measurement.
 struct Sample {
     cpu: Vec<f64>,
-    wire: Option<u64>,
+    wire: Option<(u64, u64)>,
 }
 
 impl Sample {
@@ -159,10 +159,14 @@ impl Sample {
     fn finish(self, c: &Common, r: &mut Record, app_bytes: u64) -> anyhow::Result<()> {
         let now = Self::take(c)?;
         r.proc_cpu_secs = now.cpu.iter().zip(&self.cpu).map(|(b, a)| b - a).collect();
-        if let (Some(a), Some(b)) = (self.wire, now.wire) {
-            r.wire_bytes = Some(b - a);
+        if let (Some((tx0, rx0)), Some((tx1, rx1))) = (self.wire, now.wire) {
+            let (tx, total) = (tx1 - tx0, tx1 - tx0 + rx1 - rx0);
+            let app = app_bytes.max(1) as f64;
+            r.wire_bytes = Some(total);
+            r.wire_tx_bytes = Some(tx);
             r.app_bytes = Some(app_bytes);
-            r.wire_per_app = Some((b - a) as f64 / app_bytes.max(1) as f64);
+            r.wire_per_app = Some(total as f64 / app);
+            r.wire_tx_per_app = Some(tx as f64 / app);
         }
         Ok(())
     }

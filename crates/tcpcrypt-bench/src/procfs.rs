@@ -42,16 +42,16 @@ pub fn parse_rss_kib(status: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Bytes sent plus bytes received so far on interface `iface`.
+/// Bytes sent and bytes received so far on interface `iface`.
 ///
 /// # Errors
 /// No such interface in this network namespace.
-pub fn iface_bytes(iface: &str) -> anyhow::Result<u64> {
+pub fn iface_bytes(iface: &str) -> anyhow::Result<(u64, u64)> {
     let dir = Path::new("/sys/class/net").join(iface).join("statistics");
     let read = |name: &str| -> anyhow::Result<u64> {
         Ok(std::fs::read_to_string(dir.join(name))?.trim().parse()?)
     };
-    Ok(read("tx_bytes")? + read("rx_bytes")?)
+    Ok((read("tx_bytes")?, read("rx_bytes")?))
 }
 
 /// CPU seconds of several processes, sampled together.

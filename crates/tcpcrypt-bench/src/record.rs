@@ -49,12 +49,18 @@ pub struct Record {
     /// Bytes on the interface (both directions) during the measurement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wire_bytes: Option<u64>,
+    /// Of those, the bytes the client sent (the data direction of a bulk run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire_tx_bytes: Option<u64>,
     /// Application bytes of the measurement (both directions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_bytes: Option<u64>,
     /// wire_bytes / app_bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wire_per_app: Option<f64>,
+    /// wire_tx_bytes / app_bytes: for bulk, the data direction alone (no acknowledgements).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire_tx_per_app: Option<f64>,
     /// RSS of each process (KiB) before the idle connections were opened.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rss_before_kib: Vec<u64>,
