@@ -226,6 +226,29 @@ mod tests {
     }
 
     #[test]
+    fn status_warns_while_the_key_log_is_on() {
+        let status = |keylog: Option<&str>| Status {
+            version: "0.1.0".into(),
+            protocol: 1,
+            pid: 1,
+            uptime_secs: 0,
+            policy: tcpcrypt_control::Policy {
+                keylog: keylog.map(Into::into),
+                ..Default::default()
+            },
+            counters: tcpcrypt_control::Counters::default(),
+        };
+        let on = super::status(&status(Some("/root/keys.log")));
+        assert!(
+            on.contains("WARNING: key log on")
+                && on.contains("/root/keys.log")
+                && on.contains("anyone who reads it can decrypt"),
+            "{on}"
+        );
+        assert!(!super::status(&status(None)).contains("key log"));
+    }
+
+    #[test]
     fn empty_table_is_the_header() {
         assert_eq!(
             sessions(&[], false),
