@@ -83,16 +83,28 @@ pub fn alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-/// Conntrack entries of namespace `ns` (0 while conntrack is not loaded there).
-/// `/proc/sys/net` shows the calling thread's namespace, which `run` switches.
+/// Live conntrack entries of namespace `ns` (0 while conntrack is not loaded there): the lines
+/// of its /proc/net/nf_conntrack, which skips entries that timed out. The kernel's own count
+/// (`nf_conntrack_count`) also holds timed-out entries until its garbage collector reaps them,
+/// which can take a minute when the table is quiet: a drain check on it would measure the
+/// collector's schedule, not a leak. Without that file (no CONFIG_NF_CONNTRACK_PROCFS) the
+/// kernel's count is used.
 pub fn conntrack_count(ns: &NetNs) -> u64 {
-    ns.run(|| {
-        std::fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_count")
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0)
+    let listed = std::process::Command::new("ip")
+        .args(["netns", "exec", ns.name(), "cat", "/proc/net/nf_conntrack"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| o.stdout.iter().filter(|&&b| b == b'\n').count() as u64);
+    listed.unwrap_or_else(|| {
+        ns.run(|| {
+            std::fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_count")
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0)
+        })
+        .unwrap()
     })
-    .unwrap()
 }
 
 /// `len` bytes that start with [`CANARY`] and differ per `seed` (so a swapped or shifted
@@ -215,5 +227,29 @@ fn bare_syn(src: SocketAddr, dst: SocketAddr, data: &[u8]) -> Vec<u8> {
             ip
         }
         _ => panic!("mixed families"),
+    }
+}
+
+/// Conntrack entries of namespace `ns` by TCP state (and protocol for the others), from its
+/// /proc/net/nf_conntrack; empty if the kernel has no such file.
+pub fn conntrack_states(ns: &NetNs) -> std::collections::BTreeMap<String, u64> {
+    {
+        let mut out = std::collections::BTreeMap::new();
+        // Read by a process in the namespace: /proc/net follows the reading process.
+        let text = std::process::Command::new("ip")
+            .args(["netns", "exec", ns.name(), "cat", "/proc/net/nf_conntrack"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        for line in text.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let key = match f.get(2) {
+                Some(&"tcp") => f.get(5).copied().unwrap_or("?").to_owned(),
+                Some(proto) => (*proto).to_owned(),
+                None => continue,
+            };
+            *out.entry(key).or_insert(0) += 1;
+        }
+        out
     }
 }
