@@ -201,7 +201,6 @@ stop_sys() {
 }
 
 plain_up() { TARGET="$IP_B:$PORT"; sys_pids=(); }
-plain_down() { :; }
 
 TCPCRYPTD_FLAGS=()
 POLICY_SHOWN=""
@@ -221,8 +220,9 @@ tcpcrypt_up() { # aead resumption(true|false)
             </dev/null >/dev/null 2>>"$tmp/tcpcryptd-$side.log" &
         sys_pids+=($!)
     done
-    wait_until "$TIMEOUT" "tcpcryptd (A)" "$TCPCRYPT" --control "$tmp/tcpcryptd-a.sock" status
-    wait_until "$TIMEOUT" "tcpcryptd (B)" "$TCPCRYPT" --control "$tmp/tcpcryptd-b.sock" status
+    # (Called in an `if`, where set -e is off: every step that can fail returns.)
+    wait_until "$TIMEOUT" "tcpcryptd (A)" "$TCPCRYPT" --control "$tmp/tcpcryptd-a.sock" status || return 1
+    wait_until "$TIMEOUT" "tcpcryptd (B)" "$TCPCRYPT" --control "$tmp/tcpcryptd-b.sock" status || return 1
     if [ -z "$POLICY_SHOWN" ]; then
         POLICY_SHOWN=yes
         {
@@ -250,7 +250,8 @@ print(c.get("connections_encrypted", 0), c.get("connections_resumed", 0), c.get(
 }
 tcpcrypt_down() { # system-name resumption: checks what was measured was encrypted
     local name=$1 resume=$2 enc res pl
-    read -r enc res pl < <(tcpcrypt_counters a)
+    read -r enc res pl < <(tcpcrypt_counters a) || true
+    [[ $enc =~ ^[0-9]+$ && $res =~ ^[0-9]+$ && $pl =~ ^[0-9]+$ ]] || { enc=0 res=0 pl=0; }
     log "  $name: client daemon counted $enc encrypted ($res resumed), $pl plain"
     CHECKS+=("$name round $round: client daemon $enc encrypted, $res resumed, $pl plain")
     # Every measured connection should be encrypted; a few fallbacks (under 1%) are reported
@@ -306,11 +307,11 @@ stunnel_up() { # yes|no: client resumes sessions
     sys_pids+=($!)
     ip netns exec "$NS_A" stunnel "$tmp/stunnel-client-$1.conf" </dev/null >/dev/null 2>>"$tmp/stunnel-a.log" &
     sys_pids+=($!)
-    wait_until "$TIMEOUT" "stunnel (B)" in_b ss -Htln "sport = :$TLS_PORT"
-    wait_until "$TIMEOUT" "stunnel (A)" in_a ss -Htln "sport = :$STUNNEL_LOCAL"
+    wait_until "$TIMEOUT" "stunnel (B)" in_b ss -Htln "sport = :$TLS_PORT" || return 1
+    wait_until "$TIMEOUT" "stunnel (A)" in_a ss -Htln "sport = :$STUNNEL_LOCAL" || return 1
     TARGET="127.0.0.1:$STUNNEL_LOCAL"
 }
-stunnel_down() { stop_sys; }
+
 
 wg_setup() {
     umask 077
@@ -338,15 +339,15 @@ wg_up() {
         WG_PROCESS_FOREGROUND=1 ip netns exec "$ns" wireguard-go -f "$dev" \
             </dev/null >>"$tmp/wg-$side.log" 2>&1 &
         sys_pids+=($!)
-        wait_until "$TIMEOUT" "wireguard-go ($side)" ip -n "$ns" link show "$dev"
+        wait_until "$TIMEOUT" "wireguard-go ($side)" ip -n "$ns" link show "$dev" || return 1
         ip netns exec "$ns" wg set "$dev" private-key "$key" listen-port "$WG_PORT" \
-            peer "$peer_pub" allowed-ips "$peer_wg/32" endpoint "$peer_ip:$WG_PORT"
-        ip -n "$ns" addr add "$my_wg/24" dev "$dev"
-        ip -n "$ns" link set "$dev" up
+            peer "$peer_pub" allowed-ips "$peer_wg/32" endpoint "$peer_ip:$WG_PORT" || return 1
+        ip -n "$ns" addr add "$my_wg/24" dev "$dev" || return 1
+        ip -n "$ns" link set "$dev" up || return 1
     done
     TARGET="$WGIP_B:$PORT"
 }
-wg_down() { stop_sys; }
+
 
 # ---------------------------------------------------------------------------------------------
 # Measurements: each appends one record to $RAW.
@@ -391,6 +392,9 @@ bulk_tests() { # system
 conn_tests() { # system
     load "$1" rate --concurrency "$CONCURRENCY" --seconds "$RATE_SECS"
     load "$1" latency --count "$LAT_COUNT"
+}
+idle_test() { # system
+    load "$1" idle --count "$IDLE_COUNT"
 }
 wire_tests() { # system
     offloads off
@@ -438,37 +442,33 @@ for ((round = 1; round <= ROUNDS; round++)); do
     fi
     for system in "${systems[@]}"; do
         log "  $system"
+        all=(bulk_tests conn_tests wire_tests)
         case $system in
-            plain)
-                plain_up
-                bulk_tests plain; conn_tests plain; wire_tests plain
-                plain_down ;;
+            plain) up=(plain_up) tests=("${all[@]}") down=(stop_sys) ;;
             tcpcrypt-aes128gcm)
-                tcpcrypt_up aes128gcm false
-                bulk_tests "$system"; conn_tests "$system"; wire_tests "$system"
-                tcpcrypt_down "$system" false ;;
+                up=(tcpcrypt_up aes128gcm false) tests=("${all[@]}")
+                down=(tcpcrypt_down "$system" false) ;;
             tcpcrypt-aes256gcm | tcpcrypt-chacha20poly1305)
-                tcpcrypt_up "${system#tcpcrypt-}" false
-                bulk_tests "$system"
-                tcpcrypt_down "$system" false ;;
+                up=(tcpcrypt_up "${system#tcpcrypt-}" false) tests=(bulk_tests)
+                down=(tcpcrypt_down "$system" false) ;;
             tcpcrypt-aes128gcm-resumed)
-                tcpcrypt_up aes128gcm true
-                conn_tests "$system"
-                load "$system" idle --count "$IDLE_COUNT"
-                tcpcrypt_down "$system" true ;;
-            stunnel)
-                stunnel_up no
-                bulk_tests stunnel; conn_tests stunnel; wire_tests stunnel
-                stunnel_down ;;
-            stunnel-resumed)
-                stunnel_up yes
-                conn_tests stunnel-resumed
-                stunnel_down ;;
-            wireguard-go)
-                wg_up
-                bulk_tests wireguard-go; conn_tests wireguard-go; wire_tests wireguard-go
-                wg_down ;;
+                up=(tcpcrypt_up aes128gcm true) tests=(conn_tests idle_test)
+                down=(tcpcrypt_down "$system" true) ;;
+            stunnel) up=(stunnel_up no) tests=("${all[@]}") down=(stop_sys) ;;
+            stunnel-resumed) up=(stunnel_up yes) tests=(conn_tests) down=(stop_sys) ;;
+            wireguard-go) up=(wg_up) tests=("${all[@]}") down=(stop_sys) ;;
         esac
+        if "${up[@]}"; then
+            for t in "${tests[@]}"; do "$t" "$system"; done
+            "${down[@]}"
+        else
+            # Recorded as a failed measurement; the run goes on with the next system.
+            log "  $system: did not start; its logs are kept"
+            stop_sys
+            FAILED=$((FAILED + 1))
+            printf '{"round":%d,"system":"%s","test":"setup","error":"did not start (see the logs)"}\n' \
+                "$round" "$system" >>"$tmp/run.jsonl"
+        fi
         commit_run
     done
 done

@@ -343,6 +343,9 @@ fn report(
         }
         res
     };
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
     let with = |ext: &str| out.with_extension(ext);
     std::fs::write(with("json"), serde_json::to_string_pretty(&results)? + "\n")?;
     std::fs::write(with("md"), results.markdown())?;

@@ -628,10 +628,12 @@ impl Results {
         );
         let _ = writeln!(
             s,
-            "<text x=\"{}\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">medians of {} \
-             rounds, {}</text>",
+            "<text x=\"{}\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">tcpcrypt, plain \
+             TCP, stunnel and wireguard-go between two network namespaces: medians of {} \
+             round{}, {}</text>",
             w / 2.0,
             self.rounds(),
+            if self.rounds() == 1 { "" } else { "s" },
             xml(self.meta("date").unwrap_or(""))
         );
         panel(
@@ -712,10 +714,13 @@ fn panel(
         .iter()
         .flat_map(|(_, v)| v.iter().copied())
         .fold(0.0, f64::max);
-    let scale_max = nice_ceiling(max);
+    // Gridlines every `step` (1, 2, 2.5 or 5 × 10^k), at most five of them above zero.
+    let step = nice_ceiling(max / 5.0);
+    let ticks = ((max / step).ceil() as u32).max(1);
+    let scale_max = step * f64::from(ticks);
     let y_of = |v: f64| bottom - (bottom - top) * v / scale_max;
-    for i in 0..=4 {
-        let v = scale_max * f64::from(i) / 4.0;
+    for i in 0..=ticks {
+        let v = step * f64::from(i);
         let y = y_of(v);
         let _ = writeln!(
             s,
@@ -779,10 +784,10 @@ fn panel(
     );
 }
 
-/// The smallest of 1, 2, 2.5, 5 × 10^k not below `x` (at least 1).
+/// The smallest of 1, 2, 2.5, 5 × 10^k not below `x` (at least 0.1).
 fn nice_ceiling(x: f64) -> f64 {
-    if x <= 1.0 || !x.is_finite() {
-        return 1.0;
+    if x <= 0.1 || !x.is_finite() {
+        return 0.1;
     }
     let p = 10f64.powf(x.log10().floor());
     for m in [1.0, 2.0, 2.5, 5.0, 10.0] {
@@ -793,12 +798,9 @@ fn nice_ceiling(x: f64) -> f64 {
     10.0 * p
 }
 
+/// An axis label: at most two decimals, no trailing zeros.
 fn trim_number(v: f64) -> String {
-    if v >= 100.0 || v == v.trunc() {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.1}")
-    }
+    format!("{}", (v * 100.0).round() / 100.0)
 }
 
 const METHOD: &str = "## How it was measured\n\n\
@@ -1021,10 +1023,14 @@ mod tests {
 
     #[test]
     fn axis_ceilings() {
-        assert_eq!(nice_ceiling(0.3), 1.0);
+        assert_eq!(nice_ceiling(0.0), 0.1);
+        assert_eq!(nice_ceiling(0.3), 0.5);
         assert_eq!(nice_ceiling(19.0), 20.0);
         assert_eq!(nice_ceiling(21.0), 25.0);
         assert_eq!(nice_ceiling(11000.0), 20000.0);
         assert_eq!(nice_ceiling(100.0), 100.0);
+        assert_eq!(trim_number(12.5), "12.5");
+        assert_eq!(trim_number(0.25), "0.25");
+        assert_eq!(trim_number(25000.0), "25000");
     }
 }
