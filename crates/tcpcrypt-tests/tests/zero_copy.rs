@@ -339,3 +339,27 @@ fn released_buffers_keep_waiting_bytes_and_the_stream_goes_on() {
     let o = b.open_in_place(&mut more).unwrap();
     assert_eq!(o.data, b"more");
 }
+
+#[test]
+fn a_small_window_grows_the_buffer_only_as_far_as_needed() {
+    let mut p = established();
+    let s = &mut p.a.session;
+    let _ = take_all(s);
+    s.release_buffers();
+    let mut w = s.send_buffer_up_to(100).unwrap();
+    assert_eq!(w.len(), 100);
+    w[..5].copy_from_slice(b"hello");
+    assert_eq!(w.commit(5), Ok(5));
+    assert!(
+        s.buffer_memory() < 1024,
+        "a 100-byte window needs no 64 KiB buffer: {}",
+        s.buffer_memory()
+    );
+    let mut wire = take_all(s);
+    assert_eq!(wire.len(), 5 + FRAME_OVERHEAD);
+    let o = p.b.session.open_in_place(&mut wire).unwrap();
+    assert_eq!(o.data, b"hello");
+    // Larger than a frame: capped at the configured frame size.
+    let w = p.a.session.send_buffer_up_to(usize::MAX).unwrap();
+    assert_eq!(w.len(), SessionConfig::default().max_frame_data);
+}

@@ -1,7 +1,23 @@
 //! The byte-stream side of one intercepted connection: a [`Session`] pumped between the
 //! application's socket (plaintext) and the network socket (ciphertext), or a plain relay after
-//! an ENO fallback. One task per connection, no thread per connection; buffers are bounded
-//! (64 KiB each way plus the session's own bound) and reads and writes are 64 KiB at most.
+//! an ENO fallback. One task per connection, no thread per connection.
+//!
+//! The data path copies no byte in user space (RFC 8548 §3.6 frames, sealed and opened in
+//! place) and makes few system calls:
+//! * application → network: each read() goes straight into the session's send window
+//!   ([`Session::send_buffer_up_to`]: one frame; 4 KiB at first, doubling while reads fill it,
+//!   up to 65518 bytes), is sealed there in
+//!   place, and every sealed byte waiting (up to four frames) leaves in one write() from the
+//!   session's buffer ([`Session::peek_ciphertext`]). A small write becomes a frame at once
+//!   (no waiting to fill a frame; both sockets have `TCP_NODELAY`, so no Nagle delay either).
+//! * network → application: reads of up to [`NET_IN`] bytes into the pump's buffer; only whole
+//!   frames are opened there in place ([`Session::at_frame_boundary`] + the frame header),
+//!   a frame cut by the buffer's end is moved to the front and completed by the next read;
+//!   the plaintext of all frames opened goes to the application in one writev().
+//! * memory: the pump's buffer and the session's are allocated when data comes (small at
+//!   first, growing while reads fill them) and given back after [`IDLE_RELEASE`] without
+//!   traffic, so an idle connection holds none; once idle connections have freed 8 MiB, the
+//!   heap is trimmed ([`tcpcrypt_sys::heap::trim`]).
 //!
 //! PSH on the last Init byte (RFC 8548 §3.3): Linux sets PSH on the last segment of each
 //! write() call, so the pump writes the Init message with a write() of its own: application
@@ -14,17 +30,20 @@
 //! never a clean end of file. The daemon sets SO_LINGER 0 on every proxied socket when it is
 //! created ([`abortive_by_default`]); only [`graceful_close`] after both clean ends clears it.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::Shutdown;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use tcpcrypt_proto::session::{Event, Read, Session};
+use tcpcrypt_proto::consts::{FRAME_HEADER_LEN, MAX_FRAME_DATA, MAX_FRAME_LEN, MAX_SEND_BUFFER};
+use tcpcrypt_proto::session::{Event, Peek, Session};
+use tcpcrypt_proto::wire::frame::FrameHeader;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-/// Read and write size and per-direction buffer.
+/// Buffer of the plain relay, per direction.
 const CHUNK: usize = 64 * 1024;
 
 /// Why a connection ended abnormally.
@@ -128,44 +147,135 @@ pub async fn relay_plain(
     result
 }
 
-/// A bounded byte buffer with a read and a write position.
-struct Buf {
-    data: Vec<u8>,
+/// Bytes read from the network at most at once (four largest frames).
+const NET_IN: usize = 4 * MAX_FRAME_LEN;
+/// The network buffer's first size (small messages need no more).
+const MIN_NET_IN: usize = 16 * 1024;
+/// Plaintext ranges of opened frames waiting for one writev() to the application.
+const OUT_RANGES: usize = 16;
+/// Without traffic for this long, a connection gives its buffers back.
+pub const IDLE_RELEASE: Duration = Duration::from_millis(500);
+/// The first read from the application after a start or an idle period.
+const MIN_WINDOW: usize = 4096;
+/// Steps without waiting before the task yields to others on its worker thread.
+const STEPS_BEFORE_YIELD: usize = 32;
+
+/// Ciphertext read from the network, opened in place: `buf[..start]` holds opened frames
+/// (whose plaintext ranges in `out` still wait for the application), `buf[start..end]` bytes
+/// not yet given to the session; `end` is `buf.len()`. `buf` has no capacity until data
+/// comes, and after a release.
+struct NetIn {
+    buf: Vec<u8>,
     start: usize,
     end: usize,
+    out: [Range<usize>; OUT_RANGES],
+    out_head: usize,
+    out_len: usize,
+    /// Capacity of the next allocation: [`MIN_NET_IN`] at first and after a release,
+    /// doubling while reads fill the buffer, up to [`NET_IN`].
+    cap: usize,
 }
 
-impl Buf {
+impl NetIn {
     fn new() -> Self {
         Self {
-            data: vec![0; CHUNK],
+            buf: Vec::new(),
             start: 0,
             end: 0,
+            out: Default::default(),
+            out_head: 0,
+            out_len: 0,
+            cap: MIN_NET_IN,
         }
     }
-    fn is_empty(&self) -> bool {
-        self.start == self.end
+
+    fn has_out(&self) -> bool {
+        self.out_head < self.out_len
     }
-    fn pending(&self) -> &[u8] {
-        &self.data[self.start..self.end]
+
+    /// Nothing read is waiting anywhere in the buffer.
+    fn is_idle(&self) -> bool {
+        !self.has_out() && self.start == self.end
     }
-    fn consume(&mut self, n: usize) {
-        self.start += n;
-        if self.start == self.end {
+
+    fn push_out(&mut self, r: Range<usize>) {
+        self.out[self.out_len] = r;
+        self.out_len += 1;
+    }
+
+    /// Marks `n` bytes of the waiting plaintext as written.
+    fn advance_out(&mut self, mut n: usize) {
+        while n > 0 && self.has_out() {
+            let r = &mut self.out[self.out_head];
+            let k = n.min(r.len());
+            r.start += k;
+            n -= k;
+            if r.start == r.end {
+                self.out_head += 1;
+            }
+        }
+        if !self.has_out() {
+            self.out_head = 0;
+            self.out_len = 0;
+            if self.start == self.end {
+                self.start = 0;
+                self.end = 0;
+                self.buf.clear();
+            }
+        }
+    }
+
+    /// Room to read into at `end` (the buffer's spare capacity: reads fill it without it ever
+    /// being cleared), allocating the buffer if needed, and moving a frame cut by the buffer's
+    /// end to the front once no plaintext waits in front of it.
+    fn room(&mut self) -> usize {
+        if self.buf.capacity() == 0 {
+            self.buf = Vec::with_capacity(self.cap);
+        } else if self.cap > self.buf.capacity() && self.start == self.end && !self.has_out() {
+            // Bulk: a larger buffer (nothing in it to move).
+            self.buf = Vec::with_capacity(self.cap);
             self.start = 0;
             self.end = 0;
         }
-    }
-    fn has_room(&self) -> bool {
-        self.end < self.data.len()
-    }
-    /// Moves pending bytes to the front so the tail has room.
-    fn compact(&mut self) {
-        if self.start > 0 {
-            self.data.copy_within(self.start..self.end, 0);
+        if !self.has_out() && self.start > 0 && self.buf.capacity() - self.end < MAX_FRAME_LEN {
+            self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
+            self.buf.truncate(self.end);
         }
+        self.buf.capacity() - self.end
+    }
+
+    fn could_read(&self) -> bool {
+        self.buf.capacity() == 0
+            || self.end < self.buf.capacity()
+            || (!self.has_out() && self.start > 0)
+    }
+
+    /// A read filled all the room: the next buffer may be larger.
+    fn filled(&mut self) {
+        self.cap = (self.cap * 2).min(NET_IN);
+    }
+
+    fn release(&mut self) {
+        if self.is_idle() {
+            *self = Self::new();
+        }
+    }
+}
+
+/// Bytes freed by idle connections since the heap was last trimmed.
+static FREED: AtomicUsize = AtomicUsize::new(0);
+/// Trim the heap once idle connections have freed this much.
+const TRIM_AFTER: usize = 8 << 20;
+
+/// Counts `freed` bytes; past [`TRIM_AFTER`], gives the allocator's free pages back to the
+/// kernel (glibc keeps them otherwise, and the daemon's resident memory would stay at its
+/// busiest).
+fn trim_after(freed: usize) {
+    if FREED.fetch_add(freed, Ordering::Relaxed) + freed >= TRIM_AFTER {
+        FREED.store(0, Ordering::Relaxed);
+        let _ = tcpcrypt_sys::heap::trim();
     }
 }
 
@@ -175,21 +285,35 @@ struct Pump<'a> {
     app: &'a TcpStream,
     net: &'a TcpStream,
     traffic: &'a Traffic,
-    /// Ciphertext read from the network, not yet consumed by the session.
-    net_in: Buf,
+    net_in: NetIn,
+    /// The network socket reported readable and was not yet read dry.
+    net_readable: bool,
     net_eof: bool,
     fin_fed: bool,
-    /// Plaintext read from the application, not yet taken by the session.
-    app_in: Buf,
+    /// The application socket reported readable and was not yet read dry.
+    app_readable: bool,
     app_eof: bool,
     closed: bool,
-    /// Plaintext for the application.
-    app_out: Buf,
     peer_eof: bool,
     app_shut: bool,
     net_shut: bool,
     /// Established and the Init message fully written (PSH, see the module doc).
     init_done: bool,
+    /// Buffers were given back and nothing moved since.
+    released: bool,
+    /// Size of the next read from the application: doubles while reads fill it (bulk), back
+    /// to [`MIN_WINDOW`] when the buffers are given back, so small messages keep the session's
+    /// buffer small.
+    app_window: usize,
+}
+
+/// Sets `TCP_NODELAY`: a frame written goes out at once, Nagle never holds it for an ACK
+/// (the application's own Nagle setting already applied to its writes). Bulk loses nothing:
+/// the pump writes up to four frames per write(), so few segments are short.
+fn no_delay(s: &TcpStream) {
+    if let Err(e) = s.set_nodelay(true) {
+        tracing::debug!("set TCP_NODELAY: {e}");
+    }
 }
 
 /// Runs `session` between `app` (plaintext) and `net` (ciphertext) until both directions have
@@ -204,25 +328,37 @@ pub async fn pump_session(
     traffic: &Traffic,
     on_event: &mut (dyn FnMut(Event) + Send),
 ) -> Result<(), PumpError> {
+    no_delay(app);
+    no_delay(net);
     let mut p = Pump {
         session,
         app,
         net,
         traffic,
-        net_in: Buf::new(),
+        net_in: NetIn::new(),
+        net_readable: false,
         net_eof: false,
         fin_fed: false,
-        app_in: Buf::new(),
+        app_readable: false,
         app_eof: false,
         closed: false,
-        app_out: Buf::new(),
         peer_eof: false,
         app_shut: false,
         net_shut: false,
         init_done: false,
+        released: false,
+        app_window: MIN_WINDOW,
     };
     loop {
-        while p.step()? {}
+        let mut steps = 0;
+        while p.step()? {
+            p.released = false;
+            steps += 1;
+            if steps == STEPS_BEFORE_YIELD {
+                tokio::task::yield_now().await;
+                steps = 0;
+            }
+        }
         while let Some(event) = p.session.poll_event() {
             on_event(event);
         }
@@ -237,35 +373,15 @@ impl Pump<'_> {
     /// Does every piece of work possible without waiting; true if anything moved.
     fn step(&mut self) -> Result<bool, PumpError> {
         let mut moved = self.flush_ciphertext()?;
-        while !self.net_in.is_empty() {
-            let n = self.session.handle_ciphertext(self.net_in.pending())?;
-            if n == 0 {
-                break;
-            }
-            self.net_in.consume(n);
-            moved = true;
-        }
-        if self.net_eof && self.net_in.is_empty() && !self.fin_fed {
+        moved |= self.read_net()?;
+        moved |= self.open_frames()?;
+        moved |= self.deliver()?;
+        if self.net_eof && self.net_in.is_idle() && !self.fin_fed {
             self.session.handle_peer_fin()?;
             self.fin_fed = true;
             moved = true;
         }
-        if self.app_out.is_empty() && !self.peer_eof {
-            match self.session.read_plaintext(&mut self.app_out.data)? {
-                Read::Data(n) => {
-                    self.app_out.start = 0;
-                    self.app_out.end = n;
-                    moved = true;
-                }
-                Read::Eof => {
-                    self.peer_eof = true;
-                    moved = true;
-                }
-                Read::Blocked => {}
-            }
-        }
-        moved |= self.write_plaintext_out()?;
-        if self.peer_eof && self.app_out.is_empty() && !self.app_shut {
+        if self.peer_eof && !self.app_shut {
             shutdown_write(self.app, "shutdown(SHUT_WR) towards the application")?;
             self.app_shut = true;
         }
@@ -277,18 +393,12 @@ impl Pump<'_> {
             moved = true;
         }
         if self.init_done {
-            while !self.app_in.is_empty() {
-                let n = self.session.write_plaintext(self.app_in.pending())?;
-                if n == 0 {
-                    break;
-                }
-                self.traffic
-                    .bytes_out
-                    .fetch_add(n as u64, Ordering::Relaxed);
-                self.app_in.consume(n);
+            // Read until the send buffer is full or the socket dry: the frames then leave in
+            // one write() (fewer, fuller segments; see `flush_ciphertext`).
+            while self.read_app()? {
                 moved = true;
             }
-            if self.app_eof && self.app_in.is_empty() && !self.closed {
+            if self.app_eof && !self.closed {
                 self.session.close()?;
                 self.closed = true;
                 moved = true;
@@ -297,6 +407,8 @@ impl Pump<'_> {
         Ok(moved)
     }
 
+    /// Writes every sealed byte waiting, in one write() when the socket takes it; the Init
+    /// message's last byte ends a write() of its own (PSH, RFC 8548 §3.3).
     fn flush_ciphertext(&mut self) -> Result<bool, PumpError> {
         let mut moved = false;
         loop {
@@ -304,8 +416,7 @@ impl Pump<'_> {
             if pending.is_empty() {
                 return Ok(moved);
             }
-            let len = pending.len().min(CHUNK);
-            match self.net.try_write(&pending[..len]) {
+            match self.net.try_write(pending) {
                 Ok(n) => {
                     let t = self.session.consume_ciphertext(n);
                     moved = true;
@@ -324,28 +435,186 @@ impl Pump<'_> {
         }
     }
 
-    fn write_plaintext_out(&mut self) -> Result<bool, PumpError> {
-        let mut moved = false;
-        while !self.app_out.is_empty() {
-            match self.app.try_write(self.app_out.pending()) {
-                Ok(n) => {
-                    self.traffic.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
-                    self.app_out.consume(n);
-                    moved = true;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(io_err("write to the application")(e)),
+    /// Reads application bytes straight into the session's send window and seals them there
+    /// as one frame (RFC 8548 §3.6), at once.
+    fn read_app(&mut self) -> Result<bool, PumpError> {
+        if !self.app_readable || self.app_eof {
+            return Ok(false);
+        }
+        let mut window = self.session.send_buffer_up_to(self.app_window)?;
+        let len = window.len();
+        if len == 0 {
+            // The send buffer is full: the network must take some first.
+            return Ok(false);
+        }
+        match self.app.try_read(&mut window) {
+            Ok(0) => {
+                drop(window);
+                self.app_eof = true;
             }
+            Ok(n) => {
+                window.commit(n)?;
+                self.traffic
+                    .bytes_out
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                if n == len {
+                    // Bulk: larger frames, up to the largest.
+                    self.app_window = (self.app_window * 2).min(MAX_FRAME_DATA);
+                } else {
+                    // Most likely read dry; the next readiness says for sure.
+                    self.app_readable = false;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.app_readable = false;
+                return Ok(false);
+            }
+            Err(e) => return Err(io_err("read from the application")(e)),
+        }
+        Ok(true)
+    }
+
+    /// Reads ciphertext from the network into the free end of the buffer.
+    fn read_net(&mut self) -> Result<bool, PumpError> {
+        if !self.net_readable || self.net_eof {
+            return Ok(false);
+        }
+        let room = self.net_in.room();
+        if room == 0 {
+            return Ok(false);
+        }
+        debug_assert_eq!(self.net_in.buf.len(), self.net_in.end);
+        match self.net.try_read_buf(&mut self.net_in.buf) {
+            Ok(0) => self.net_eof = true,
+            Ok(n) => {
+                self.net_in.end += n;
+                if n < room {
+                    self.net_readable = false;
+                } else {
+                    self.net_in.filled();
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.net_readable = false;
+                return Ok(false);
+            }
+            Err(e) => {
+                self.session.handle_peer_reset();
+                return Err(io_err("read from the network")(e));
+            }
+        }
+        Ok(true)
+    }
+
+    /// Opens the whole frames in the buffer in place (RFC 8548 §3.6); their plaintext waits
+    /// in `out`. Stops at a frame cut by the buffer's end (unless the network has ended:
+    /// then the session sees the partial frame and the FIN makes it a truncation error), and
+    /// while the session's own plaintext (a frame completed inside it) is unread.
+    fn open_frames(&mut self) -> Result<bool, PumpError> {
+        let mut moved = false;
+        let n = &mut self.net_in;
+        while n.start < n.end && n.out_len < OUT_RANGES {
+            if matches!(self.session.peek_plaintext()?, Peek::Data(_)) {
+                break;
+            }
+            let capacity = n.buf.capacity();
+            let avail = &mut n.buf[n.start..n.end];
+            if !self.net_eof && self.session.at_frame_boundary() {
+                let Some(header) = avail.get(..FRAME_HEADER_LEN) else {
+                    break;
+                };
+                // A malformed header is the session's to report, in open_in_place; a frame
+                // larger than the whole (small) buffer is collected in the session.
+                if FrameHeader::parse(header)
+                    .is_ok_and(|h| h.frame_len() > avail.len() && h.frame_len() <= capacity)
+                {
+                    break;
+                }
+            }
+            let (consumed, range) = {
+                let opened = self.session.open_in_place(avail)?;
+                (opened.consumed, opened.range)
+            };
+            if consumed == 0 {
+                // Blocked: the send buffer is full (a rekey answer waits), or unread plaintext.
+                break;
+            }
+            if range.start < range.end {
+                n.push_out(n.start + range.start..n.start + range.end);
+            }
+            n.start += consumed;
+            moved = true;
+        }
+        if !n.has_out() && n.start == n.end {
+            n.start = 0;
+            n.end = 0;
+            n.buf.clear();
         }
         Ok(moved)
     }
 
-    /// Waits for a socket to become ready or the session's deadline, and reads what came.
+    /// Writes the waiting plaintext to the application in stream order: the frames opened in
+    /// place (one writev()), then the session's own; notes the peer's clean end of stream.
+    fn deliver(&mut self) -> Result<bool, PumpError> {
+        let mut moved = false;
+        while self.net_in.has_out() {
+            let n = &self.net_in;
+            let mut iov = [IoSlice::new(&[]); OUT_RANGES];
+            let count = n.out_len - n.out_head;
+            for (slot, r) in iov.iter_mut().zip(&n.out[n.out_head..n.out_len]) {
+                *slot = IoSlice::new(&n.buf[r.clone()]);
+            }
+            match self.app.try_write_vectored(&iov[..count]) {
+                Ok(k) => {
+                    self.traffic.bytes_in.fetch_add(k as u64, Ordering::Relaxed);
+                    self.net_in.advance_out(k);
+                    moved = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(moved),
+                Err(e) => return Err(io_err("write to the application")(e)),
+            }
+        }
+        loop {
+            match self.session.peek_plaintext()? {
+                Peek::Data(data) => match self.app.try_write(data) {
+                    Ok(k) => {
+                        self.session.consume_plaintext(k);
+                        self.traffic.bytes_in.fetch_add(k as u64, Ordering::Relaxed);
+                        moved = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(moved),
+                    Err(e) => return Err(io_err("write to the application")(e)),
+                },
+                Peek::Eof => {
+                    if !self.peer_eof {
+                        self.peer_eof = true;
+                        moved = true;
+                    }
+                    return Ok(moved);
+                }
+                Peek::Blocked => return Ok(moved),
+            }
+        }
+    }
+
+    /// Nothing waits in any buffer: they can be given back.
+    fn idle(&self) -> bool {
+        self.net_in.is_idle()
+            && self.session.peek_ciphertext().is_empty()
+            && matches!(self.session.peek_plaintext(), Ok(Peek::Blocked | Peek::Eof))
+    }
+
+    /// Waits for a socket to become ready, the session's deadline, or the idle release.
     async fn wait(&mut self) -> Result<(), PumpError> {
-        let want_net_read = !self.net_eof && self.net_in.has_room();
-        let want_app_read = !self.app_eof && self.init_done && self.app_in.is_empty();
+        let want_net_read = !self.net_eof && !self.net_readable && self.net_in.could_read();
+        let send_room = self.session.peek_ciphertext().len() + MAX_FRAME_LEN <= MAX_SEND_BUFFER;
+        let want_app_read = !self.app_eof && self.init_done && !self.app_readable && send_room;
         let want_net_write = !self.session.peek_ciphertext().is_empty();
-        let want_app_write = !self.app_out.is_empty();
+        let want_app_write =
+            self.net_in.has_out() || matches!(self.session.peek_plaintext(), Ok(Peek::Data(_)));
+        let releasable = !self.released
+            && (self.net_in.buf.capacity() > 0 || self.session.buffer_memory() > 0)
+            && self.idle();
         let deadline = self.session.poll_timeout();
         let sleep = async {
             match deadline {
@@ -356,29 +625,11 @@ impl Pump<'_> {
         tokio::select! {
             r = self.net.readable(), if want_net_read => {
                 r.map_err(io_err("wait for the network"))?;
-                self.net_in.compact();
-                let end = self.net_in.end;
-                match self.net.try_read(&mut self.net_in.data[end..]) {
-                    Ok(0) => self.net_eof = true,
-                    Ok(n) => self.net_in.end += n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => {
-                        self.session.handle_peer_reset();
-                        return Err(io_err("read from the network")(e));
-                    }
-                }
+                self.net_readable = true;
             }
             r = self.app.readable(), if want_app_read => {
                 r.map_err(io_err("wait for the application"))?;
-                match self.app.try_read(&mut self.app_in.data) {
-                    Ok(0) => self.app_eof = true,
-                    Ok(n) => {
-                        self.app_in.start = 0;
-                        self.app_in.end = n;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(io_err("read from the application")(e)),
-                }
+                self.app_readable = true;
             }
             r = self.net.writable(), if want_net_write => {
                 r.map_err(io_err("wait for the network"))?;
@@ -388,6 +639,15 @@ impl Pump<'_> {
             }
             () = sleep => {
                 self.session.handle_timeout(Instant::now())?;
+            }
+            () = tokio::time::sleep(IDLE_RELEASE), if releasable => {
+                let held = self.net_in.buf.capacity() + self.session.buffer_memory();
+                self.net_in.release();
+                self.session.release_buffers();
+                let freed = held - self.net_in.buf.capacity() - self.session.buffer_memory();
+                trim_after(freed);
+                self.released = true;
+                self.app_window = MIN_WINDOW;
             }
         }
         Ok(())

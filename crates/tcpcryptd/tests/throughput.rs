@@ -96,6 +96,15 @@ fn tx_bytes(net: &Net) -> u64 {
     fields[8].parse().unwrap()
 }
 
+/// CPU time (user + system) a process has used, in clock ticks (1/100 s here).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // After the command name in parentheses: fields 3.. ; utime and stime are fields 14, 15.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
 /// Resident memory of a process, in KiB.
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -149,9 +158,13 @@ fn data_path_numbers() {
         child
     });
     let before = tx_bytes(&net);
+    let cpu = || cpu_ticks(da.0.id()) + cpu_ticks(db.0.id());
+    let cpu0 = cpu();
     let enc1 = bulk(&net, 1);
+    let cpu1 = cpu();
     let enc_wire = tx_bytes(&net) - before;
     let enc4 = bulk(&net, 4);
+    let cpu4 = cpu();
     if let Some(mut child) = perf {
         // SIGINT makes perf write its file and exit.
         common::sh(&["kill", "-INT", &child.id().to_string()]);
@@ -164,6 +177,15 @@ fn data_path_numbers() {
     eprintln!(
         "bulk, 4 streams: plain {plain4:.2} Gb/s, tcpcrypt {enc4:.2} Gb/s ({:.0}%)",
         enc4 / plain4 * 100.0
+    );
+    // Ticks are 10 ms: CPU seconds of both daemons per GiB moved.
+    let per_gib = |ticks: u64, streams: usize| {
+        ticks as f64 / 100.0 / (streams * PER_STREAM) as f64 * (1u64 << 30) as f64
+    };
+    eprintln!(
+        "CPU of both daemons per GiB: 1 stream {:.2} s, 4 streams {:.2} s",
+        per_gib(cpu1 - cpu0, 1),
+        per_gib(cpu4 - cpu1, 4)
     );
     eprintln!(
         "bytes on A's veth for {PER_STREAM} application bytes: plain {plain_wire}, tcpcrypt {enc_wire} (+{:.3}%)",
@@ -203,7 +225,8 @@ fn data_path_numbers() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    std::thread::sleep(Duration::from_millis(500));
+    // Longer than the daemon's idle release (`tcpcryptd::pump::IDLE_RELEASE`).
+    std::thread::sleep(tcpcryptd::pump::IDLE_RELEASE * 4);
     let grow = |now: u64, then: u64| (now.saturating_sub(then)) as f64 / IDLE_CONNS as f64;
     eprintln!(
         "memory per idle encrypted connection: A {:.1} KiB, B {:.1} KiB (VmRSS {rss_a} → {} KiB, {rss_b} → {} KiB)",

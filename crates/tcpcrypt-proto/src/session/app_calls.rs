@@ -65,6 +65,19 @@ impl Session {
         Ok(SendBuffer { session: self, len })
     }
 
+    /// [`send_buffer`](Self::send_buffer) with a window of at most `max` bytes. A driver that
+    /// expects a small read (a connection exchanging small messages) asks for a small window:
+    /// the session's buffer then grows only as far as the data needs (RFC 8548 §3.6 sets no
+    /// minimum frame size).
+    ///
+    /// # Errors
+    /// As [`send_buffer`](Self::send_buffer).
+    pub fn send_buffer_up_to(&mut self, max: usize) -> Result<SendBuffer<'_>, Error> {
+        self.check_writable()?;
+        let len = self.tx.prepare_window(self.config.frame_data().min(max));
+        Ok(SendBuffer { session: self, len })
+    }
+
     /// Seals the `n` bytes in the prepared window as one frame (RFC 8548 §3.6), first rekeying
     /// automatically if a limit is reached (§3.8).
     fn commit_window(&mut self, n: usize) -> Result<(), Error> {
