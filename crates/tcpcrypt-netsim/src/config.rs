@@ -64,8 +64,10 @@ pub struct Impairment {
     pub resegment: bool,
     /// Strip ENO from these segments.
     pub strip_eno: StripEno,
-    /// Replace the options of a SYN-ACK by those of the connection's SYN (the load balancer of
-    /// RFC 8547 §9 that echoes options). Set on the direction that carries SYN-ACKs.
+    /// Echo the connection's SYN's ENO option in the SYN-ACK (in place of the SYN-ACK's own
+    /// ENO, if any; its other options are kept): the load balancer of RFC 8547 §9 that echoes
+    /// the SYN options it does not know. Set on the direction that carries SYN-ACKs. (Echoing
+    /// every option, timestamps included, would break plain TCP itself through PAWS.)
     pub echo_syn_options: bool,
     /// Flip one bit of the payload of the first data segment that ends past this many payload
     /// bytes of a connection (once per connection), checksums fixed so TCP accepts it.

@@ -10,7 +10,7 @@
 //! box's own edits both leave valid packets).
 //!
 //! The order of the work on one TCP frame is: path cut, header edits (record the SYN's
-//! options, strip ENO, echo the SYN's options into the SYN-ACK, flip a payload bit, forge a
+//! ENO, strip ENO, echo the SYN's ENO into the SYN-ACK, flip a payload bit, forge a
 //! RST/FIN after it), resegmentation, then per resulting frame loss, duplication and the delay
 //! (fixed + jitter + the reorder hold). Packets are parsed and rewritten with
 //! `tcpcrypt_proto::wire::packet` and `tcp_option`.
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use tcpcrypt_proto::wire::packet::{
     rewrite_tcp_options, Flow, IpVersion, Ipv4Packet, Ipv6Packet, TcpFlags, TcpIpPacket,
 };
-use tcpcrypt_proto::wire::tcp_option::{TcpOption, TcpOptions};
+use tcpcrypt_proto::wire::tcp_option::{insert_option, TcpOption, TcpOptions};
 
 use crate::config::{Config, Impairment, Inject};
 use crate::rng::Rng;
@@ -155,8 +155,8 @@ pub struct Engine {
     queue: BinaryHeap<Reverse<Scheduled>>,
     order: u64,
     flows: HashMap<Flow, FlowDir>,
-    /// The options of each connection's SYN, by the SYN's flow.
-    syn_options: HashMap<Flow, Vec<u8>>,
+    /// The ENO options of each connection's SYN, by the SYN's flow.
+    syn_options: HashMap<Flow, Vec<Vec<u8>>>,
     /// Payload bytes crossed (both directions), for the path cut.
     total_bytes: u64,
     cut_until: Option<Instant>,
@@ -190,6 +190,23 @@ pub fn strip_eno_options(area: &[u8]) -> Option<Vec<u8>> {
         out.push(0);
     }
     found.then_some(out)
+}
+
+/// The ENO options (kind 69) of an options area, each as its whole encoding.
+fn eno_options(area: &[u8]) -> Vec<Vec<u8>> {
+    TcpOptions::new(area)
+        .filter_map(|o| match o {
+            Ok(TcpOption::Eno(e)) => Some(e.as_bytes().to_vec()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The options area of the TCP packet in `frame`.
+fn options_of(frame: &[u8]) -> Vec<u8> {
+    TcpIpPacket::new_checked(&frame[ETH_HEADER_LEN..])
+        .map(|p| p.tcp_options().to_vec())
+        .unwrap_or_default()
 }
 
 /// Whether the options area holds ENO in either encoding.
@@ -354,9 +371,9 @@ impl Engine {
             self.flows.clear();
             self.syn_options.clear();
         }
-        // The SYN's options, as they leave A's side (before this box strips anything).
+        // The SYN's ENO options, as they leave A's side (before this box strips anything).
         if syn && !ackf && dir == Dir::AtoB {
-            self.syn_options.insert(flow, options.clone());
+            self.syn_options.insert(flow, eno_options(&options));
         }
         // Strip ENO.
         let strip = if syn {
@@ -376,12 +393,23 @@ impl Engine {
                 }
             }
         }
-        // Echo the SYN's options in the SYN-ACK.
+        // Echo the SYN's ENO in the SYN-ACK (instead of the SYN-ACK's own, if any).
         if syn && ackf && imp.echo_syn_options {
-            if let Some(area) = self.syn_options.get(&flow.reversed()).cloned() {
-                if let Some(f) = with_options(&frame, &area) {
-                    frame = f;
-                    self.stats.echoed[d] += 1;
+            if let Some(eno) = self.syn_options.get(&flow.reversed()).cloned() {
+                let current = options_of(&frame);
+                let mut area = strip_eno_options(&current).unwrap_or(current);
+                let mut fits = true;
+                for option in &eno {
+                    match insert_option(&area, option) {
+                        Ok(buf) => area = buf.as_bytes().to_vec(),
+                        Err(_) => fits = false,
+                    }
+                }
+                if fits && !eno.is_empty() {
+                    if let Some(f) = with_options(&frame, &area) {
+                        frame = f;
+                        self.stats.echoed[d] += 1;
+                    }
                 }
             }
         }

@@ -205,9 +205,34 @@ fn the_syn_ack_can_echo_the_syn_options() {
         frame(Dir::BtoA, SYN | ACK, 9, &[2, 4, 5, 0xb4], &[]),
     );
     let out = drain(&mut e, now);
-    assert_eq!(options_of(&out[1].1), SYN_OPTIONS);
+    // The SYN-ACK keeps its MSS and gains the SYN's ENO (kind 69, b = 0): an unknown option
+    // echoed, as RFC 8547 §9's load balancers do.
+    assert_eq!(options_of(&out[1].1), [2, 4, 5, 0xb4, 69, 4, 0x00, 0x23]);
     assert_eq!(flags_of(&out[1].1), TcpFlags::SYN | TcpFlags::ACK);
     assert_eq!(e.stats().echoed, [0, 1]);
+    // A SYN-ACK that has its own ENO gets the SYN's instead.
+    let mut e = engine("", "echo-syn-options");
+    e.push(
+        Dir::AtoB,
+        now,
+        frame(Dir::AtoB, SYN, 1, &[2, 4, 5, 0xb4, 69, 3, 0x21, 1], &[]),
+    );
+    e.push(
+        Dir::BtoA,
+        now,
+        frame(Dir::BtoA, SYN | ACK, 9, &SYN_OPTIONS, &[]),
+    );
+    let out = drain(&mut e, now);
+    assert_eq!(options_of(&out[1].1), [2, 4, 5, 0xb4, 69, 3, 0x21, 1]);
+    // No SYN seen for the flow: nothing to echo.
+    let mut e = engine("", "echo-syn-options");
+    e.push(
+        Dir::BtoA,
+        now,
+        frame(Dir::BtoA, SYN | ACK, 9, &SYN_OPTIONS, &[]),
+    );
+    assert_eq!(options_of(&drain(&mut e, now)[0].1), SYN_OPTIONS);
+    assert_eq!(e.stats().echoed, [0, 0]);
 }
 
 #[test]
