@@ -185,13 +185,19 @@ fn build(
     let any_rst = conn.c2s.rst || conn.s2c.rst;
     let gap = conn.c2s.has_gap() || conn.s2c.has_gap() || dec.c2s.partial || dec.s2c.partial;
     let ended = conn.c2s.fin_at.is_some() && conn.s2c.fin_at.is_some();
-    let end = if any_rst {
+    // A clean end wins over a later RST (a socket closed abortively after both directions
+    // ended, as Linux does when a daemon exits): every byte up to the end was delivered.
+    let finp_both = keys == Keys::Known && dec.c2s.finp && dec.s2c.finp;
+    let fin_both = conn.c2s.fin_complete() && conn.s2c.fin_complete();
+    let end = if finp_both && !gap {
+        End::Finp
+    } else if fin_both && !gap && !(tcpcrypt && keys == Keys::Known) {
+        End::Fin
+    } else if any_rst {
         End::Reset
     } else if gap || (damaged && !ended) {
         End::Truncated
-    } else if keys == Keys::Known && dec.c2s.finp && dec.s2c.finp {
-        End::Finp
-    } else if conn.c2s.fin_complete() && conn.s2c.fin_complete() {
+    } else if fin_both {
         End::Fin
     } else {
         End::Open
@@ -234,6 +240,7 @@ fn build(
             server_to_client: plaintext.server_to_client.as_deref().map(sha_hex),
         },
         end,
+        reset_seen: any_rst,
         anomalies,
         eno: eno.report.clone(),
         roles: eno.roles(),

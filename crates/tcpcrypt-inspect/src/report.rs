@@ -73,11 +73,14 @@ pub enum Keys {
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum End {
-    /// Both directions ended with an authenticated FINp frame (RFC 8548 §3.7).
+    /// Both directions ended with an authenticated FINp frame (RFC 8548 §3.7), every byte
+    /// before them authenticated (a RST after that is `reset_seen`).
     Finp,
-    /// TCP FIN both ways, FINp not checked (plain TCP or keys unknown).
+    /// TCP FIN both ways with every byte before them, FINp not checked (plain TCP or keys
+    /// unknown); with known keys, a FIN without FINp is an anomaly and ends as `fin` only
+    /// without a RST.
     Fin,
-    /// A RST was seen.
+    /// A RST before the connection ended cleanly.
     Reset,
     /// Bytes are missing: a gap, a frame cut at the end, a damaged capture.
     Truncated,
@@ -228,6 +231,8 @@ pub struct ConnectionReport {
     pub plaintext_sha256: PerDirection<Option<String>>,
     /// How it ended.
     pub end: End,
+    /// A RST was seen in either direction (also after a clean end, which `end` reports).
+    pub reset_seen: bool,
     /// Everything wrong.
     pub anomalies: Vec<Anomaly>,
     /// The ENO options each host sent.
@@ -370,7 +375,16 @@ impl ConnectionReport {
             self.plaintext_bytes.server_to_client,
             opt(&self.plaintext_sha256.server_to_client)
         );
-        let _ = writeln!(s, "  end: {:?}", self.end);
+        let _ = writeln!(
+            s,
+            "  end: {:?}{}",
+            self.end,
+            if self.reset_seen && self.end != End::Reset {
+                " (then a RST)"
+            } else {
+                ""
+            }
+        );
         for a in &self.anomalies {
             let _ = writeln!(s, "  ANOMALY {}: {}", a.kind, a.detail);
         }

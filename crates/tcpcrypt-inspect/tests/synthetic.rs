@@ -573,6 +573,38 @@ fn a_tcp_fin_without_finp_is_an_anomaly() {
     conn.client_rst = true;
     let ins = run(&pcap(&packets(&conn, Wire::default())), Some(&log.text()));
     assert_eq!(ins.report.connections[0].end, End::Reset);
+    assert!(ins.report.connections[0].reset_seen);
+}
+
+#[test]
+fn a_reset_after_a_clean_finp_close_keeps_the_clean_end() {
+    let log = Arc::new(Recorder::default());
+    let (mut a, mut b) = (host("a", 31, &log), host("b", 32, &log));
+    let sc = script(2000, 2000);
+    let mut conn = connection(
+        &mut a,
+        &mut b,
+        &mut clean_path(),
+        v4(1, 40081),
+        v4(2, 80),
+        &sc,
+    );
+    conn.client_rst = true;
+    let ins = run(&pcap(&packets(&conn, Wire::default())), Some(&log.text()));
+    let r = &ins.report.connections[0];
+    assert_decrypted(r, &conn);
+    assert_eq!((r.end, r.reset_seen), (End::Finp, true));
+    // Without keys FINp is unchecked: the FINs both ways still make a clean TCP end.
+    let ins = run(&pcap(&packets(&conn, Wire::default())), None);
+    let r = &ins.report.connections[0];
+    assert_eq!((r.end, r.reset_seen), (End::Fin, true));
+    // Without keys, a RST before the server's FIN is a reset; with them, the server's
+    // authenticated FINp still makes both directions complete.
+    conn.s2c_fin = false;
+    let ins = run(&pcap(&packets(&conn, Wire::default())), None);
+    assert_eq!(ins.report.connections[0].end, End::Reset);
+    let ins = run(&pcap(&packets(&conn, Wire::default())), Some(&log.text()));
+    assert_eq!(ins.report.connections[0].end, End::Finp);
 }
 
 #[test]
