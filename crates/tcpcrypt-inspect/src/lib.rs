@@ -54,6 +54,9 @@ pub struct Inspected {
     pub server: std::net::SocketAddr,
     /// Recovered application bytes, client to server and server to client.
     pub plaintext: PerDirection<Option<Vec<u8>>>,
+    /// The direction's end was authenticated: FINp with known keys, or a TCP FIN after every
+    /// byte for plain TCP.
+    pub clean_end: PerDirection<bool>,
 }
 
 /// The result of inspecting a capture.
@@ -254,10 +257,21 @@ fn build(
             server_to_client: conn.s2c.bytes.len() as u64,
         },
     };
+    let clean = |finp: bool, stream: &flow::Stream| {
+        if plain_like {
+            stream.fin_complete()
+        } else {
+            keys == Keys::Known && finp
+        }
+    };
     Inspected {
         report,
         client: conn.client,
         server: conn.server,
         plaintext,
+        clean_end: PerDirection {
+            client_to_server: clean(dec.c2s.finp, &conn.c2s),
+            server_to_client: clean(dec.s2c.finp, &conn.s2c),
+        },
     }
 }

@@ -4,7 +4,8 @@
 //! [`TcpIpPacket::fill_checksums`]).
 //!
 //! Each connection gets a three-way handshake, the client's data, the server's data (in
-//! segments of at most [`SEGMENT_DATA`] bytes, each acknowledged), and a FIN each way. The
+//! segments of at most [`SEGMENT_DATA`] bytes, each acknowledged), and a FIN for each direction
+//! whose FINp authenticated (a RST for a reset connection; nothing for a truncated one). The
 //! addresses and ports are the original ones; sequence numbers start at 1000 (client) and
 //! 5000 (server); timestamps count up from the original connection's first segment.
 
@@ -77,12 +78,22 @@ pub fn write(inspection: &Inspection) -> Option<Vec<u8>> {
             sseq = sseq.wrapping_add(chunk.len() as u32);
             push(&mut w, segment(c, s, cseq, sseq, TcpFlags::ACK, &[]));
         }
+        // A direction ends with a FIN only if its end was authenticated (FINp); a connection
+        // that was reset, truncated or failed to verify stops where its plaintext stops, and
+        // a reset one ends with a RST, so no tool mistakes it for a clean close.
         let fin_ack = TcpFlags(TcpFlags::FIN.0 | TcpFlags::ACK.0);
-        push(&mut w, segment(c, s, cseq, sseq, fin_ack, &[]));
-        cseq = cseq.wrapping_add(1);
-        push(&mut w, segment(s, c, sseq, cseq, fin_ack, &[]));
-        sseq = sseq.wrapping_add(1);
-        push(&mut w, segment(c, s, cseq, sseq, TcpFlags::ACK, &[]));
+        if conn.clean_end.client_to_server {
+            push(&mut w, segment(c, s, cseq, sseq, fin_ack, &[]));
+            cseq = cseq.wrapping_add(1);
+        }
+        if conn.clean_end.server_to_client {
+            push(&mut w, segment(s, c, sseq, cseq, fin_ack, &[]));
+            sseq = sseq.wrapping_add(1);
+            push(&mut w, segment(c, s, cseq, sseq, TcpFlags::ACK, &[]));
+        }
+        if conn.report.end == crate::report::End::Reset {
+            push(&mut w, segment(c, s, cseq, 0, TcpFlags::RST, &[]));
+        }
     }
     any.then(|| w.finish())
 }

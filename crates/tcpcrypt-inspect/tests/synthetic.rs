@@ -475,6 +475,15 @@ fn a_tampered_byte_is_a_tag_failure_and_nothing_past_it_is_released() {
         Some(sha(&sc.server_data).as_str())
     );
     assert!(ins.report.has_anomalies());
+    // The plaintext pcap carries the released prefix and no FIN for the failed direction.
+    let plain = tcpcrypt_inspect::plain_pcap::write(&ins).unwrap();
+    let again = run(&plain, None);
+    let p = &again.report.connections[0];
+    assert_eq!(
+        p.plaintext_sha256.client_to_server.as_deref(),
+        Some(sha(&got).as_str())
+    );
+    assert_eq!(p.end, End::Open);
 }
 
 #[test]
