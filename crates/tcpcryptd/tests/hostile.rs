@@ -307,13 +307,13 @@ fn trial(bench: &Bench, config: Config, v6: bool, len: usize, seed: u64) -> Tria
             let writer = std::thread::spawn(move || {
                 let mut sent = 0;
                 for chunk in wdata.chunks(64 * 1024) {
-                    if w.write_all(chunk).is_err() {
-                        return sent;
+                    if let Err(e) = w.write_all(chunk) {
+                        return (sent, Some(End::of(&e)));
                     }
                     sent += chunk.len();
                 }
                 let _ = w.shutdown(Shutdown::Write);
-                sent
+                (sent, None)
             });
             let mut hasher = Sha256::new();
             let mut buf = vec![0u8; 256 * 1024];
@@ -336,7 +336,13 @@ fn trial(bench: &Bench, config: Config, v6: bool, len: usize, seed: u64) -> Tria
                 // Unblock the writer: the trial failed anyway.
                 let _ = s.shutdown(Shutdown::Both);
             }
-            t.sent = writer.join().unwrap();
+            let (sent, write_end) = writer.join().unwrap();
+            t.sent = sent;
+            // The kernel reports a received reset once, to whichever call comes first: when
+            // the writer got it, the read after it sees an end of file.
+            if let (End::Eof, Some(e @ End::Error(_))) = (&t.a_end, write_end) {
+                t.a_end = e;
+            }
         }
     }
     // The service's record of this connection.
@@ -722,7 +728,11 @@ fn fails_closed(t: &Trial, _: &Scenario) -> Result<(), String> {
     if t.a_received > 0 {
         return Err(format!("A's application received {} bytes", t.a_received));
     }
-    Ok(())
+    match &t.b {
+        None => Ok(()),
+        Some(b) if matches!(b.end, End::Error(_)) => Ok(()),
+        Some(b) => Err(format!("B's service saw {:?}, not an error", b.end)),
+    }
 }
 
 #[test]
