@@ -9,7 +9,6 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 
 use common::*;
-use tcpcrypt_tests::endpoint::clean_path;
 
 fn tcpcrypt(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tcpcrypt"))
@@ -41,14 +40,7 @@ fn scenario(dir: &Path, tamper: bool) -> (std::path::PathBuf, std::path::PathBuf
         close: true,
         ..Script::default()
     };
-    let mut conn = connection(
-        &mut a,
-        &mut b,
-        &mut clean_path(),
-        v4(1, 40100),
-        v4(2, 8080),
-        &sc,
-    );
+    let mut conn = clean(&mut a, &mut b, v4(1, 40100), v4(2, 8080), &sc);
     if tamper {
         let at = conn.s2c.len() / 2;
         conn.s2c[at] ^= 1;

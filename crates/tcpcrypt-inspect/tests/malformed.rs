@@ -11,7 +11,6 @@ use tcpcrypt_inspect::capture::{self, linktype, CaptureError};
 use tcpcrypt_inspect::inspect;
 use tcpcrypt_inspect::pcap_writer::{Format, Writer};
 use tcpcrypt_proto::keylog::KeyLogFile;
-use tcpcrypt_tests::endpoint::clean_path;
 
 #[test]
 fn not_a_capture() {
@@ -112,14 +111,7 @@ fn valid_capture_and_data(format: Format, link: u32) -> (Vec<u8>, String, [Strin
         close: true,
         ..Script::default()
     };
-    let conn = connection(
-        &mut a,
-        &mut b,
-        &mut clean_path(),
-        v4(1, 4000),
-        v4(2, 80),
-        &sc,
-    );
+    let conn = clean(&mut a, &mut b, v4(1, 4000), v4(2, 80), &sc);
     (
         capture(
             format,

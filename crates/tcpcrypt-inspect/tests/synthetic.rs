@@ -13,7 +13,7 @@ use tcpcrypt_inspect::report::{kind, ConnectionReport, End, Keys, Outcome};
 use tcpcrypt_inspect::{inspect, Inspection};
 use tcpcrypt_proto::keylog::KeyLogFile;
 use tcpcrypt_proto::{AeadId, TepId};
-use tcpcrypt_tests::endpoint::{clean_path, strip_eno, Dir};
+use tcpcrypt_tests::endpoint::{strip_eno, Dir};
 
 fn run(capture: &[u8], keylog: Option<&str>) -> Inspection {
     let log = keylog.map(|k| KeyLogFile::parse(k).expect("key log parses"));
@@ -74,14 +74,7 @@ fn fresh_every_tep_and_aead_decrypts_to_the_application_bytes() {
                 with_aead(h, aead);
             }
             let sc = script(5000 + i * 7, 3000 + j * 13);
-            let conn = connection(
-                &mut a,
-                &mut b,
-                &mut clean_path(),
-                v4(1, 40000),
-                v4(2, 8080),
-                &sc,
-            );
+            let conn = clean(&mut a, &mut b, v4(1, 40000), v4(2, 8080), &sc);
             assert_eq!(conn.server_received, sc.client_data);
             assert_eq!(conn.client_received, sc.server_data);
             let ins = run(&pcap(&packets(&conn, Wire::default())), Some(&log.text()));
@@ -115,14 +108,7 @@ fn without_a_key_log_frames_are_counted_but_nothing_is_decrypted() {
         client_rekeys: 2,
         ..script(20_000, 100)
     };
-    let conn = connection(
-        &mut a,
-        &mut b,
-        &mut clean_path(),
-        v4(1, 40001),
-        v4(2, 80),
-        &sc,
-    );
+    let conn = clean(&mut a, &mut b, v4(1, 40001), v4(2, 80), &sc);
     let ins = run(&pcap(&packets(&conn, Wire::default())), None);
     let r = &ins.report.connections[0];
     assert_eq!(r.outcome, Outcome::Tcpcrypt);
@@ -149,14 +135,7 @@ fn rekeyed_both_ways_follows_every_generation() {
         server_rekeys: 3,
         ..script(40_000, 30_000)
     };
-    let conn = connection(
-        &mut a,
-        &mut b,
-        &mut clean_path(),
-        v4(1, 40002),
-        v4(2, 80),
-        &sc,
-    );
+    let conn = clean(&mut a, &mut b, v4(1, 40002), v4(2, 80), &sc);
     assert!(conn.client_generation >= 4 && conn.server_generation >= 3);
     let ins = run(&pcap(&packets(&conn, Wire::default())), Some(&log.text()));
     assert_decrypted(&ins.report.connections[0], &conn);
@@ -167,22 +146,8 @@ fn rekeyed_both_ways_follows_every_generation() {
 fn resumed_session_after_a_fresh_one_in_the_same_capture() {
     let log = Arc::new(Recorder::default());
     let (mut a, mut b) = (host("a", 5, &log), host("b", 6, &log));
-    let first = connection(
-        &mut a,
-        &mut b,
-        &mut clean_path(),
-        v4(1, 40010),
-        v4(2, 80),
-        &script(3000, 3000),
-    );
-    let second = connection(
-        &mut a,
-        &mut b,
-        &mut clean_path(),
-        v4(1, 40011),
-        v4(2, 80),
-        &script(7000, 1234),
-    );
+    let first = clean(&mut a, &mut b, v4(1, 40010), v4(2, 80), &script(3000, 3000));
+    let second = clean(&mut a, &mut b, v4(1, 40011), v4(2, 80), &script(7000, 1234));
     assert!(
         !first.resumed && second.resumed,
         "the simulated hosts resumed"
@@ -217,18 +182,16 @@ fn resumed_session_after_a_fresh_one_in_the_same_capture() {
 fn ipv6_and_every_format_and_link_type_give_the_same_report() {
     let log = Arc::new(Recorder::default());
     let (mut a, mut b) = (host("a", 7, &log), host("b", 8, &log));
-    let conn6 = connection(
+    let conn6 = clean(
         &mut a,
         &mut b,
-        &mut clean_path(),
         v6(1, 40020),
         v6(2, 443),
         &script(4000, 2000),
     );
-    let conn4 = connection(
+    let conn4 = clean(
         &mut a,
         &mut b,
-        &mut clean_path(),
         v4(1, 40021),
         v4(2, 443),
         &script(1000, 9000),
@@ -293,14 +256,7 @@ fn retransmitted_and_reordered_segments_reassemble() {
         client_rekeys: 1,
         ..script(12_345, 6_789)
     };
-    let conn = connection(
-        &mut a,
-        &mut b,
-        &mut clean_path(),
-        v4(1, 40030),
-        v4(2, 80),
-        &sc,
-    );
+    let conn = clean(&mut a, &mut b, v4(1, 40030), v4(2, 80), &sc);
     let wire = Wire {
         mss: 333,
         retransmit: true,
@@ -354,14 +310,7 @@ fn fallbacks_are_named_and_their_plain_bytes_reported() {
     let (mut a, mut b) = (host("a", 15, &log), host("b", 16, &log));
     with_tep(&mut a, TepId::TCPCRYPT_ECDHE_P256);
     with_tep(&mut b, TepId::TCPCRYPT_ECDHE_CURVE25519);
-    let conn = connection(
-        &mut a,
-        &mut b,
-        &mut clean_path(),
-        v4(1, 40042),
-        v4(2, 80),
-        &sc,
-    );
+    let conn = clean(&mut a, &mut b, v4(1, 40042), v4(2, 80), &sc);
     let r = run(&pcap(&packets(&conn, Wire::default())), None)
         .report
         .connections[0]
@@ -434,14 +383,7 @@ fn a_tampered_byte_is_a_tag_failure_and_nothing_past_it_is_released() {
         h.session.max_frame_data = 1000;
     }
     let sc = script(50_000, 5_000);
-    let mut conn = connection(
-        &mut a,
-        &mut b,
-        &mut clean_path(),
-        v4(1, 40050),
-        v4(2, 80),
-        &sc,
-    );
+    let mut conn = clean(&mut a, &mut b, v4(1, 40050), v4(2, 80), &sc);
     let at = conn.c2s.len() / 2;
     conn.c2s[at] ^= 0x40;
     let ins = run(&pcap(&packets(&conn, Wire::default())), Some(&log.text()));
@@ -490,14 +432,7 @@ fn a_tampered_byte_is_a_tag_failure_and_nothing_past_it_is_released() {
 fn a_wrong_key_is_reported_as_wrong_never_as_decrypted() {
     let log = Arc::new(Recorder::default());
     let (mut a, mut b) = (host("a", 23, &log), host("b", 24, &log));
-    let conn = connection(
-        &mut a,
-        &mut b,
-        &mut clean_path(),
-        v4(1, 40060),
-        v4(2, 80),
-        &script(3000, 3000),
-    );
+    let conn = clean(&mut a, &mut b, v4(1, 40060), v4(2, 80), &script(3000, 3000));
     let text = log.text();
     // Flip the last hex digit of ES.
     let line = text.lines().next().unwrap();
@@ -521,14 +456,7 @@ fn a_truncated_capture_is_reported_as_truncated() {
     let log = Arc::new(Recorder::default());
     let (mut a, mut b) = (host("a", 25, &log), host("b", 26, &log));
     let sc = script(30_000, 30_000);
-    let conn = connection(
-        &mut a,
-        &mut b,
-        &mut clean_path(),
-        v4(1, 40070),
-        v4(2, 80),
-        &sc,
-    );
+    let conn = clean(&mut a, &mut b, v4(1, 40070), v4(2, 80), &sc);
     let full = pcap(&packets(&conn, Wire::default()));
     // Cut in the middle of the file: inside a record.
     let cut = &full[..full.len() / 2 + 7];
@@ -561,14 +489,7 @@ fn a_tcp_fin_without_finp_is_an_anomaly() {
         close: false,
         ..script(1000, 1000)
     };
-    let mut conn = connection(
-        &mut a,
-        &mut b,
-        &mut clean_path(),
-        v4(1, 40080),
-        v4(2, 80),
-        &sc,
-    );
+    let mut conn = clean(&mut a, &mut b, v4(1, 40080), v4(2, 80), &sc);
     let ins = run(&pcap(&packets(&conn, Wire::default())), Some(&log.text()));
     assert_eq!(ins.report.connections[0].end, End::Open);
     conn.c2s_fin = true;
@@ -590,14 +511,7 @@ fn a_reset_after_a_clean_finp_close_keeps_the_clean_end() {
     let log = Arc::new(Recorder::default());
     let (mut a, mut b) = (host("a", 31, &log), host("b", 32, &log));
     let sc = script(2000, 2000);
-    let mut conn = connection(
-        &mut a,
-        &mut b,
-        &mut clean_path(),
-        v4(1, 40081),
-        v4(2, 80),
-        &sc,
-    );
+    let mut conn = clean(&mut a, &mut b, v4(1, 40081), v4(2, 80), &sc);
     conn.client_rst = true;
     let ins = run(&pcap(&packets(&conn, Wire::default())), Some(&log.text()));
     let r = &ins.report.connections[0];
@@ -621,14 +535,7 @@ fn the_plain_pcap_and_the_dump_hold_the_application_bytes() {
     let log = Arc::new(Recorder::default());
     let (mut a, mut b) = (host("a", 29, &log), host("b", 30, &log));
     let sc = script(9_000, 4_000);
-    let conn = connection(
-        &mut a,
-        &mut b,
-        &mut clean_path(),
-        v6(1, 40090),
-        v6(2, 80),
-        &sc,
-    );
+    let conn = clean(&mut a, &mut b, v6(1, 40090), v6(2, 80), &sc);
     let ins = run(&pcap(&packets(&conn, Wire::default())), Some(&log.text()));
     let plain = tcpcrypt_inspect::plain_pcap::write(&ins).expect("one decrypted connection");
     // Read back: one plain TCP connection with the same bytes and valid checksums.

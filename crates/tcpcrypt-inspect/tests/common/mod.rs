@@ -183,6 +183,17 @@ pub fn connection(
     conn
 }
 
+/// [`connection`] over a path that changes nothing.
+pub fn clean(
+    a: &mut Host,
+    b: &mut Host,
+    client: SocketAddr,
+    server: SocketAddr,
+    script: &Script,
+) -> Conn {
+    connection(a, b, &mut endpoint::clean_path(), client, server, script)
+}
+
 fn write_with_rekeys(
     d: &mut Driver,
     sa: &mut Session,
