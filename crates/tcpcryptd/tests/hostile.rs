@@ -396,12 +396,17 @@ fn look_up_rows(bench: &Bench, local: SocketAddr, v6: bool, t: &mut Trial) {
         .collect();
 }
 
+/// A scenario's own check of a trial.
+type Check = fn(&Trial) -> Result<(), String>;
+
 /// One scenario: its report row's texts and its configuration.
 struct Scenario {
     name: &'static str,
     expected: &'static str,
     notes: &'static str,
     config: Config,
+    /// A check of this scenario's own, after the matrix's judge.
+    extra: Option<Check>,
 }
 
 fn both(spec: &str) -> Config {
@@ -440,16 +445,18 @@ fn run_matrix(
             let t = trial(&bench, sc.config.clone(), v6, len, seed);
             bytes += t.bytes();
             leak |= !plain_by_design && t.leaked();
-            let verdict = judge(&t, sc).and_then(|()| {
-                if !plain_by_design && t.leaked() {
-                    Err(format!(
-                        "plaintext canary on the wire (capture {}, box {})",
-                        t.canary_in_capture, t.canary_by_box
-                    ))
-                } else {
-                    Ok(())
-                }
-            });
+            let verdict = judge(&t, sc)
+                .and_then(|()| sc.extra.map_or(Ok(()), |f| f(&t)))
+                .and_then(|()| {
+                    if !plain_by_design && t.leaked() {
+                        Err(format!(
+                            "plaintext canary on the wire (capture {}, box {})",
+                            t.canary_in_capture, t.canary_by_box
+                        ))
+                    } else {
+                        Ok(())
+                    }
+                });
             eprintln!(
                 "[{}] {} trial {i} (v6={v6}): {} ({} bytes; A {:?}, B {:?}; box {:?})",
                 m.name,
@@ -546,6 +553,15 @@ fn completes_plain(t: &Trial, _: &Scenario) -> Result<(), String> {
     Ok(())
 }
 
+/// B's daemon never saw ENO in the SYN, so it did not divert the connection: no row at all.
+fn b_not_in_path(t: &Trial) -> Result<(), String> {
+    if t.b_rows.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("B's daemon is in the path: {:?}", t.b_rows))
+    }
+}
+
 /// Both applications see an error, never a clean end of a cut stream; no altered byte; it
 /// was encrypted. B's service may see a clean end of file only if it had received A's whole
 /// stream intact (A's authenticated end arrived before the damage hit the other direction):
@@ -593,48 +609,56 @@ fn impairments_keep_transfers_complete_and_encrypted() {
             expected,
             notes: "",
             config: Config::default(),
+            extra: None,
         },
         Scenario {
             name: "loss 1% both ways",
             expected,
             notes: "",
             config: both("loss=0.01"),
+            extra: None,
         },
         Scenario {
             name: "loss 5% both ways",
             expected,
             notes: "",
             config: both("loss=0.05"),
+            extra: None,
         },
         Scenario {
             name: "reordering 5% both ways (held 3 ms)",
             expected,
             notes: "",
             config: both("reorder=0.05,reorder-gap=3ms"),
+            extra: None,
         },
         Scenario {
             name: "duplication 5% both ways",
             expected,
             notes: "",
             config: both("dup=0.05"),
+            extra: None,
         },
         Scenario {
             name: "resegmentation both ways (split and coalesced at new boundaries)",
             expected,
             notes: "tcpcrypt frames span segments (RFC 8548 §3.3, §9)",
             config: both("resegment"),
+            extra: None,
         },
         Scenario {
             name: "delay 10 ms + jitter 3 ms both ways",
             expected,
             notes: "",
             config: both("delay=10ms,jitter=3ms"),
+            extra: None,
         },
         Scenario {
             name: "all at once: loss 1%, reorder 2%, dup 2%, resegment, delay 2 ms",
             expected,
             notes: "",
             config: both("loss=0.01,reorder=0.02,dup=0.02,resegment,delay=2ms"),
+            extra: None,
         },
         Scenario {
             name: "path cut for 3 s mid-transfer (shorter than TCP's timeout)",
@@ -647,6 +671,7 @@ fn impairments_keep_transfers_complete_and_encrypted() {
                 }),
                 ..Config::default()
             },
+            extra: None,
         },
     ];
     let failures = run_matrix("impairment", scenarios, m.bulk, completes_encrypted, false);
@@ -673,24 +698,28 @@ fn eno_stripping_and_echo_leave_both_ends_agreeing() {
             notes:
                 "B's daemon never sees ENO, B answers without it (RFC 8547 §4.6, §6 failure case)",
             config: dirs("strip-eno=syn", ""),
+            extra: Some(b_not_in_path),
         },
         Scenario {
             name: "ENO stripped from SYN-ACKs (B→A)",
             expected: plain,
             notes: "A sends no ENO in its ACK, so B falls back too (RFC 8547 §6 reverse-path case)",
             config: dirs("", "strip-eno=syn-ack"),
+            extra: None,
         },
         Scenario {
             name: "ENO stripped from SYNs and SYN-ACKs",
             expected: plain,
             notes: "",
             config: dirs("strip-eno=syn", "strip-eno=syn-ack"),
+            extra: None,
         },
         Scenario {
             name: "SYN options echoed in the SYN-ACK (load balancer, RFC 8547 §9)",
             expected: plain,
             notes: "the echoed option carries A's own b=0, a role conflict: both fall back",
             config: dirs("", "echo-syn-options"),
+            extra: None,
         },
     ];
     let mut failures = run_matrix("negotiation", scenarios, m.short, completes_plain, true);
@@ -702,6 +731,7 @@ fn eno_stripping_and_echo_leave_both_ends_agreeing() {
             "chosen: fail closed (A's daemon rejects B's plain reply as a bad Init2 and resets); \
                 the RFC calls this outcome a type-2 failure",
         config: both("strip-eno=non-syn"),
+        extra: None,
     }];
     failures.extend(run_matrix(
         "negotiation",
@@ -751,36 +781,42 @@ fn tampering_and_forged_segments_end_in_errors() {
             expected: error,
             notes: "the frame's tag fails (RFC 8548 §4.2), B's daemon resets both sides",
             config: dirs(&flip, ""),
+            extra: None,
         },
         Scenario {
             name: "payload bit flipped B→A",
             expected: error,
             notes: "",
             config: dirs("", &flip),
+            extra: None,
         },
         Scenario {
             name: "FIN forged toward B",
             expected: error,
             notes: "a TCP FIN without the authenticated FINp is truncation (RFC 8548 §3.6, §8)",
             config: dirs(&fin, ""),
+            extra: None,
         },
         Scenario {
             name: "FIN forged toward A",
             expected: error,
             notes: "",
             config: dirs("", &fin),
+            extra: None,
         },
         Scenario {
             name: "RST forged toward B",
             expected: error,
             notes: "RFC 8548 §8: tcpcrypt cannot stop forged resets; both ends must see the end",
             config: dirs(&rst, ""),
+            extra: None,
         },
         Scenario {
             name: "RST forged toward A",
             expected: error,
             notes: "",
             config: dirs("", &rst),
+            extra: None,
         },
     ];
     let failures = run_matrix("tampering", scenarios, m.short, ends_in_errors, false);
