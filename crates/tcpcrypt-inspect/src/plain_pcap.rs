@@ -98,7 +98,7 @@ pub fn write(inspection: &Inspection) -> Option<Vec<u8>> {
     any.then(|| w.finish())
 }
 
-/// A pcap with no packets (the header alone), in the format [`write`] uses.
+/// A pcap with no packets (the header alone), in the format [`write()`] uses.
 pub fn empty() -> Vec<u8> {
     Writer::new(
         Format::Pcap {
