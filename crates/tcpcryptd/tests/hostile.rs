@@ -390,10 +390,20 @@ fn look_up_rows(bench: &Bench, local: SocketAddr, v6: bool, t: &mut Trial) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    t.b_rows = sessions(&bench.cb)
-        .into_iter()
-        .filter(|r| r.remote.ip() == a_ip)
-        .collect();
+    // B's row: when A is encrypted, wait (bounded) for B's row with the same session ID (B's
+    // daemon records it once its pump has handled the event, which may lag A's).
+    let want = t.a_row.as_ref().and_then(|r| r.session_id);
+    loop {
+        t.b_rows = sessions(&bench.cb)
+            .into_iter()
+            .filter(|r| r.remote.ip() == a_ip)
+            .collect();
+        let found = want.is_none_or(|id| t.b_rows.iter().any(|r| r.session_id == Some(id)));
+        if found || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// A scenario's own check of a trial.
