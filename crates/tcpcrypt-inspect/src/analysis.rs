@@ -160,7 +160,10 @@ pub fn analyze(conn: &Connection) -> EnoAnalysis {
     a.report.server = ss.eno.as_deref().map(decode);
     a.report.client_legacy = cs.legacy_count > 0;
     a.report.server_legacy = ss.legacy_count > 0;
-    let first_ack = conn.segments.iter().find(|s| s.from_client && !s.syn());
+    // The first segment with ACK the client sent: the third segment of a three-way
+    // handshake, or its SYN-ACK in a simultaneous open (§4.6: ENO in every segment up to and
+    // including the first ACK).
+    let first_ack = conn.segments.iter().find(|s| s.from_client && s.ack());
     a.report.client_first_ack_eno = first_ack.map(|s| scan(&s.options).eno_count > 0);
 
     let Some(_) = client_syn else {

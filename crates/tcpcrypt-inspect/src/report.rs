@@ -184,7 +184,8 @@ pub struct EnoReport {
     pub client_legacy: bool,
     /// The server's SYN carried it.
     pub server_legacy: bool,
-    /// The client's first ACK carried ENO (`None` if no such ACK was captured).
+    /// The client's first segment with ACK (its SYN-ACK in a simultaneous open) carried ENO
+    /// (`None` if no such segment was captured).
     pub client_first_ack_eno: Option<bool>,
 }
 

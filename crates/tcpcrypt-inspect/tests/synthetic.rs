@@ -249,6 +249,50 @@ fn ipv6_and_every_format_and_link_type_give_the_same_report() {
 }
 
 #[test]
+fn a_reused_four_tuple_is_two_connections() {
+    let log = Arc::new(Recorder::default());
+    let (mut a, mut b) = (host("a", 35, &log), host("b", 36, &log));
+    let first = clean(&mut a, &mut b, v4(1, 40100), v4(2, 80), &script(1500, 700));
+    let second = clean(&mut a, &mut b, v4(1, 40100), v4(2, 80), &script(900, 2500));
+    let mut pk = packets(&first, Wire::default());
+    pk.extend(packets(
+        &second,
+        Wire {
+            isn_shift: 0x1234_5678,
+            ..Wire::default()
+        },
+    ));
+    let ins = run(&pcap(&pk), Some(&log.text()));
+    assert_eq!(ins.report.connections.len(), 2);
+    assert_decrypted(&ins.report.connections[0], &first);
+    assert_decrypted(&ins.report.connections[1], &second);
+}
+
+#[test]
+fn simultaneous_open_with_the_client_as_host_b() {
+    let log = Arc::new(Recorder::default());
+    let (mut a, mut b) = (host("a", 33, &log), host("b", 34, &log));
+    // Both open actively; the b bit (RFC 8547 §4.3) makes the first SYN's sender host B.
+    a.eno = a.eno.clone().with_passive_role(true);
+    let sc = Script {
+        server_rekeys: 1,
+        ..script(3333, 4444)
+    };
+    let conn = simultaneous(&mut a, &mut b, v4(1, 5000), v4(2, 5001), &sc);
+    assert!(
+        conn.session_id.is_some(),
+        "the simulated hosts enabled tcpcrypt"
+    );
+    let ins = run(&pcap(&packets(&conn, Wire::default())), Some(&log.text()));
+    let r = &ins.report.connections[0];
+    assert_decrypted(r, &conn);
+    let roles = r.roles.as_ref().unwrap();
+    assert_eq!((roles.client.as_str(), roles.server.as_str()), ("B", "A"));
+    assert!(r.eno.client.as_ref().unwrap().b);
+    assert_eq!(r.end, End::Finp);
+}
+
+#[test]
 fn retransmitted_and_reordered_segments_reassemble() {
     let log = Arc::new(Recorder::default());
     let (mut a, mut b) = (host("a", 9, &log), host("b", 10, &log));
@@ -261,6 +305,7 @@ fn retransmitted_and_reordered_segments_reassemble() {
         mss: 333,
         retransmit: true,
         reorder: true,
+        ..Wire::default()
     };
     let ins = run(&pcap(&packets(&conn, wire)), Some(&log.text()));
     let r = &ins.report.connections[0];

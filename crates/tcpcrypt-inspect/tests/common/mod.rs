@@ -53,6 +53,8 @@ pub struct Script {
 /// One connection as it will appear in the capture.
 #[derive(Clone, Debug)]
 pub struct Conn {
+    /// Opened by two SYNs (the handshake has SYN, SYN, SYN-ACK, SYN-ACK).
+    pub simultaneous: bool,
     pub client: SocketAddr,
     pub server: SocketAddr,
     /// The handshake segments as delivered (client = A = active opener).
@@ -102,8 +104,34 @@ pub fn connection(
     server: SocketAddr,
     script: &Script,
 ) -> Conn {
-    let mut hs = endpoint::three_way(a, b, path);
+    let hs = endpoint::three_way(a, b, path);
+    run_connection(hs, a, b, client, server, script, false)
+}
+
+/// A simultaneous open (RFC 8547 §4.6): both hosts send a SYN, then a SYN-ACK; `a` sends first
+/// and is the capture's client.
+pub fn simultaneous(
+    a: &mut Host,
+    b: &mut Host,
+    client: SocketAddr,
+    server: SocketAddr,
+    script: &Script,
+) -> Conn {
+    let hs = endpoint::simultaneous_open(a, b, &mut endpoint::clean_path());
+    run_connection(hs, a, b, client, server, script, true)
+}
+
+fn run_connection(
+    mut hs: endpoint::Handshake,
+    a: &mut Host,
+    b: &mut Host,
+    client: SocketAddr,
+    server: SocketAddr,
+    script: &Script,
+    simultaneous: bool,
+) -> Conn {
     let mut conn = Conn {
+        simultaneous,
         client,
         server,
         handshake: hs.wire.clone(),
@@ -304,6 +332,8 @@ pub struct Wire {
     pub retransmit: bool,
     /// Swap neighbouring data segments.
     pub reorder: bool,
+    /// Added to both initial sequence numbers (a later connection on the same 4-tuple).
+    pub isn_shift: u32,
 }
 
 /// Pads an options area to a multiple of 4 with EOL bytes.
@@ -316,43 +346,89 @@ fn pad(options: &[u8]) -> Vec<u8> {
 /// The IP packets of a connection, in capture order.
 pub fn packets(conn: &Conn, wire: Wire) -> Vec<Vec<u8>> {
     let (c, s) = (conn.client, conn.server);
-    let (c_isn, s_isn) = (0xffff_fc00_u32, 7_000_u32); // the client's wraps past 2^32
+    // The client's ISN wraps past 2^32 within the first kilobytes.
+    let (c_isn, s_isn) = (
+        0xffff_fc00_u32.wrapping_add(wire.isn_shift),
+        7_000_u32.wrapping_add(wire.isn_shift),
+    );
     let mut out = Vec::new();
-    let mut hs = conn.handshake.iter();
-    let syn = hs.next().unwrap();
-    let syn_ack = hs.next().unwrap();
-    let ack = hs.next().unwrap();
-    let first_a = hs.next().map(|s| s.options.clone());
-    let first_b = hs.next().map(|s| s.options.clone());
     let ack_flags = TcpFlags::ACK;
     let syn_ack_flags = TcpFlags(TcpFlags::SYN.0 | TcpFlags::ACK.0);
-    out.push(segment_with_options(
-        c,
-        s,
-        c_isn,
-        0,
-        TcpFlags::SYN,
-        &pad(&syn.options),
-        &[],
-    ));
-    out.push(segment_with_options(
-        s,
-        c,
-        s_isn,
-        c_isn.wrapping_add(1),
-        syn_ack_flags,
-        &pad(&syn_ack.options),
-        &[],
-    ));
-    out.push(segment_with_options(
-        c,
-        s,
-        c_isn.wrapping_add(1),
-        s_isn.wrapping_add(1),
-        ack_flags,
-        &pad(&ack.options),
-        &[],
-    ));
+    let hs = &conn.handshake;
+    let (first_a, first_b) = if conn.simultaneous {
+        // SYN both ways, then SYN-ACK both ways (each acknowledging the other's SYN).
+        let (ca, sa) = (c_isn.wrapping_add(1), s_isn.wrapping_add(1));
+        out.push(segment_with_options(
+            c,
+            s,
+            c_isn,
+            0,
+            TcpFlags::SYN,
+            &pad(&hs[0].options),
+            &[],
+        ));
+        out.push(segment_with_options(
+            s,
+            c,
+            s_isn,
+            0,
+            TcpFlags::SYN,
+            &pad(&hs[1].options),
+            &[],
+        ));
+        out.push(segment_with_options(
+            c,
+            s,
+            c_isn,
+            sa,
+            syn_ack_flags,
+            &pad(&hs[2].options),
+            &[],
+        ));
+        out.push(segment_with_options(
+            s,
+            c,
+            s_isn,
+            ca,
+            syn_ack_flags,
+            &pad(&hs[3].options),
+            &[],
+        ));
+        (None, None)
+    } else {
+        let (syn, syn_ack, ack) = (&hs[0], &hs[1], &hs[2]);
+        out.push(segment_with_options(
+            c,
+            s,
+            c_isn,
+            0,
+            TcpFlags::SYN,
+            &pad(&syn.options),
+            &[],
+        ));
+        out.push(segment_with_options(
+            s,
+            c,
+            s_isn,
+            c_isn.wrapping_add(1),
+            syn_ack_flags,
+            &pad(&syn_ack.options),
+            &[],
+        ));
+        out.push(segment_with_options(
+            c,
+            s,
+            c_isn.wrapping_add(1),
+            s_isn.wrapping_add(1),
+            ack_flags,
+            &pad(&ack.options),
+            &[],
+        ));
+        (
+            hs.get(3).map(|s| s.options.clone()),
+            hs.get(4).map(|s| s.options.clone()),
+        )
+    };
     let mss = if wire.mss == 0 { 1000 } else { wire.mss };
     let psh = TcpFlags(TcpFlags::PSH.0 | TcpFlags::ACK.0);
     let mut data = Vec::new();
