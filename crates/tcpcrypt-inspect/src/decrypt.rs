@@ -29,6 +29,9 @@ pub struct DirectionResult {
     pub frames: u64,
     /// Frames with the rekey bit.
     pub rekeys: u64,
+    /// Application-stream indexes of the last urgent byte of each URGp frame (RFC 8548 §3.7;
+    /// keys known only).
+    pub urgent_marks: Vec<u64>,
     /// Decrypted application bytes (empty without keys).
     pub plaintext: Vec<u8>,
     /// Every frame up to the end of the stream was authenticated (keys known).
@@ -369,6 +372,7 @@ fn walk(
         if let Some(o) = opener.as_mut() {
             match o.open_next(rest) {
                 Ok(Some(frame)) => {
+                    r.urgent_marks.extend(frame.urgent_mark);
                     r.plaintext.extend_from_slice(&frame.data);
                     r.finp = frame.fin;
                 }

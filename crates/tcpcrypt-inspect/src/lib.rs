@@ -228,6 +228,10 @@ fn build(
         keys,
         frames: per(|d| d.frames),
         rekeys: per(|d| d.rekeys),
+        urgent_marks: PerDirection {
+            client_to_server: dec.c2s.urgent_marks.clone(),
+            server_to_client: dec.s2c.urgent_marks.clone(),
+        },
         plaintext_bytes: PerDirection {
             client_to_server: plaintext
                 .client_to_server

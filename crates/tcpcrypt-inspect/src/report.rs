@@ -225,6 +225,9 @@ pub struct ConnectionReport {
     pub frames: PerDirection<u64>,
     /// Frames with the rekey bit per direction (the bit is in the clear, RFC 8548 §4.2).
     pub rekeys: PerDirection<u64>,
+    /// Per direction, the application-stream index of the last urgent byte of each frame with
+    /// URGp (RFC 8548 §3.7), in order; known only with keys.
+    pub urgent_marks: PerDirection<Vec<u64>>,
     /// Application bytes per direction: decrypted frames for tcpcrypt with keys, the TCP
     /// payload for plain and fallback connections, 0 otherwise.
     pub plaintext_bytes: PerDirection<u64>,
@@ -359,6 +362,14 @@ impl ConnectionReport {
                 self.keys
             );
             let _ = writeln!(s, "  session ID {}", opt(&self.session_id));
+            for (dir, marks) in [
+                ("c->s", &self.urgent_marks.client_to_server),
+                ("s->c", &self.urgent_marks.server_to_client),
+            ] {
+                if !marks.is_empty() {
+                    let _ = writeln!(s, "  urgent data {dir}: last urgent bytes at {marks:?}");
+                }
+            }
             let _ = writeln!(
                 s,
                 "  frames c->s {} s->c {}, rekeys c->s {} s->c {}",

@@ -127,6 +127,24 @@ fn without_a_key_log_frames_are_counted_but_nothing_is_decrypted() {
 }
 
 #[test]
+fn urgent_frames_are_reported_with_their_marks() {
+    let log = Arc::new(Recorder::default());
+    let (mut a, mut b) = (host("a", 37, &log), host("b", 38, &log));
+    let sc = Script {
+        client_urgent: vec![b"!".to_vec(), b"abc".to_vec()],
+        ..script(1000, 10)
+    };
+    let conn = clean(&mut a, &mut b, v4(1, 40003), v4(2, 80), &sc);
+    let ins = run(&pcap(&packets(&conn, Wire::default())), Some(&log.text()));
+    let r = &ins.report.connections[0];
+    assert_decrypted(r, &conn);
+    // Marks index the last urgent byte in the client's application stream.
+    assert_eq!(r.urgent_marks.client_to_server, vec![1000, 1003]);
+    assert!(r.urgent_marks.server_to_client.is_empty());
+    assert_eq!(conn.server_received.len(), 1004);
+}
+
+#[test]
 fn rekeyed_both_ways_follows_every_generation() {
     let log = Arc::new(Recorder::default());
     let (mut a, mut b) = (host("a", 3, &log), host("b", 4, &log));

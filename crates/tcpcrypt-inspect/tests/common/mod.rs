@@ -46,6 +46,8 @@ pub struct Script {
     pub client_rekeys: usize,
     /// Rekeys the server starts.
     pub server_rekeys: usize,
+    /// Sent by the client as urgent data (one URGp frame each) after its data.
+    pub client_urgent: Vec<Vec<u8>>,
     /// Both close with FINp (else the connection stays open).
     pub close: bool,
 }
@@ -179,6 +181,10 @@ fn run_connection(
         &script.server_data,
         script.server_rekeys,
     );
+    for urgent in &script.client_urgent {
+        assert_eq!(sa.write_urgent(urgent).unwrap(), urgent.len());
+        d.pump(&mut sa, &mut sb);
+    }
     if script.close {
         sa.close().unwrap();
         sb.close().unwrap();
