@@ -64,3 +64,92 @@ pub fn resumption_attempt(a_option: &[u8], b_option: &[u8]) -> Option<TepId> {
     let resume = |o: Offer<'_>| matches!(o, Offer::Resume { .. });
     (resume(Offer::classify(last)) && resume(Offer::classify(a_sub))).then_some(last.tep)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consts::AeadId;
+    use crate::keys::SessionSecret;
+    use crate::resume::ResumeSuboptionData;
+    use crate::wire::eno::{GlobalSuboption, SynEnoRepr, TepSuboption};
+
+    const A_SYN: [u8; 3] = [0x45, 0x03, 0x23];
+    const B_SYN: [u8; 4] = [0x45, 0x04, 0x01, 0x23];
+
+    #[test]
+    fn rfc8547_section_6_example_from_either_side() {
+        let o = observe(&A_SYN, &B_SYN, None).unwrap();
+        assert_eq!(
+            (o.first_role, o.tep, o.tep_byte),
+            (Role::A, TepId::TCPCRYPT_ECDHE_CURVE25519, 0x23)
+        );
+        assert_eq!(o.transcript, [&A_SYN[..], &B_SYN[..]].concat());
+        assert_eq!(o.resumed_sn, None);
+        // Seen from B's side the transcript is still A's option first.
+        let o = observe(&B_SYN, &A_SYN, None).unwrap();
+        assert_eq!(o.first_role, Role::B);
+        assert_eq!(o.transcript, [&A_SYN[..], &B_SYN[..]].concat());
+    }
+
+    #[test]
+    fn fallback_reasons_are_the_hosts() {
+        assert_eq!(
+            observe(&A_SYN, &A_SYN, None),
+            Err(FallbackReason::RoleConflict { b: false })
+        );
+        assert_eq!(
+            observe(&A_SYN, &[0x45, 0x04, 0x01, 0x21], None),
+            Err(FallbackReason::NoValidTep)
+        );
+        assert!(matches!(
+            observe(&A_SYN, &[0x45, 0x03, 0x81], None),
+            Err(FallbackReason::IllFormedEno(_))
+        ));
+    }
+
+    fn resume_option(b: bool, half: &[u8; 9], nonce: &[u8]) -> Vec<u8> {
+        let data = ResumeSuboptionData::new(half, nonce).unwrap();
+        let sub = TepSuboption {
+            tep: TepId::TCPCRYPT_ECDHE_CURVE25519,
+            v: true,
+            data: data.as_bytes(),
+        };
+        let global = b.then_some(GlobalSuboption { b, a: false });
+        SynEnoRepr::new(global, vec![sub]).unwrap().to_vec()
+    }
+
+    #[test]
+    fn a_resumption_is_confirmed_only_by_its_secret() {
+        let ss = SessionSecret::from_bytes([9; 32]);
+        let id = ss.resume_id();
+        let a = resume_option(false, &id.half(Role::A), &[1; 8]);
+        let b = resume_option(true, &id.half(Role::B), &[2; 8]);
+        assert_eq!(
+            resumption_attempt(&a, &b),
+            Some(TepId::TCPCRYPT_ECDHE_CURVE25519)
+        );
+        assert_eq!(resumption_attempt(&A_SYN, &B_SYN), None);
+        assert_eq!(observe(&a, &b, None), Err(FallbackReason::NoValidTep));
+        let secret = |original_role, bytes| ResumableSecret {
+            tep: TepId::TCPCRYPT_ECDHE_CURVE25519,
+            original_role,
+            aead: AeadId::AES_128_GCM,
+            secret: SessionSecret::from_bytes(bytes),
+        };
+        let o = observe(&a, &b, Some(&secret(Role::A, [9; 32]))).unwrap();
+        assert_eq!(o.tep_byte, 0xa3);
+        assert_eq!(
+            o.resumed_sn.unwrap().as_bytes(),
+            [[1u8; 8], [2u8; 8]].concat()
+        );
+        // Another secret, or the wrong original role, does not match the halves.
+        assert_eq!(
+            observe(&a, &b, Some(&secret(Role::A, [8; 32]))),
+            Err(FallbackReason::ResumptionMismatch)
+        );
+        assert_eq!(
+            observe(&a, &b, Some(&secret(Role::B, [9; 32]))),
+            Err(FallbackReason::ResumptionMismatch)
+        );
+    }
+}
