@@ -1,6 +1,6 @@
 //! The capture reader: classic pcap (both byte orders, micro- and nanosecond timestamps) and
-//! pcapng (Section Header, Interface Description, Enhanced and Simple Packet blocks; each
-//! section with its own byte order), and the link layers that carry IP: Ethernet (1, with
+//! pcapng (Section Header, Interface Description, Enhanced, Simple and obsolete Packet blocks;
+//! each section with its own byte order), and the link layers that carry IP: Ethernet (1, with
 //! 802.1Q/802.1ad tags), Linux cooked SLL (113) and SLL2 (276), raw IP (101, 12, 228, 229).
 //!
 //! An own reader rather than a crate: the formats are small and fixed (pcap: the
@@ -80,6 +80,7 @@ const PCAP_MAGIC_NS: u32 = 0xa1b2_3c4d;
 const PCAPNG_SHB: u32 = 0x0a0d_0d0a;
 const PCAPNG_BOM: u32 = 0x1a2b_3c4d;
 const PCAPNG_IDB: u32 = 1;
+const PCAPNG_OPB: u32 = 2;
 const PCAPNG_SPB: u32 = 3;
 const PCAPNG_EPB: u32 = 6;
 
@@ -246,8 +247,15 @@ fn read_pcapng(bytes: &[u8], out: &mut Vec<Record>) -> Result<(), Fault> {
         let body = &block[8..total - 4];
         match block_type {
             PCAPNG_IDB => interfaces.push(parse_idb(body, big)?),
-            PCAPNG_EPB => {
-                let iface = u32_at(body, 0, big).ok_or(CaptureError::Truncated("pcapng EPB"))?;
+            // The obsolete Packet Block has the Enhanced one's layout but a 16-bit interface
+            // ID (followed by a 16-bit drop count).
+            PCAPNG_EPB | PCAPNG_OPB => {
+                let iface = if block_type == PCAPNG_EPB {
+                    u32_at(body, 0, big)
+                } else {
+                    u16_at(body, 0, big).map(u32::from)
+                }
+                .ok_or(CaptureError::Truncated("pcapng packet block"))?;
                 let iface = *interfaces
                     .get(iface as usize)
                     .ok_or(CaptureError::Malformed(

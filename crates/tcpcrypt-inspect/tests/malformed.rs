@@ -212,3 +212,39 @@ proptest! {
         }
     }
 }
+
+/// A pcapng with an obsolete Packet Block (type 2) and a second section in the other byte
+/// order: both packets are read.
+#[test]
+fn pcapng_obsolete_packet_block_and_sections_of_both_byte_orders() {
+    let ip = tcpcrypt_inspect::plain_pcap::segment(
+        v4(1, 1),
+        v4(2, 2),
+        1,
+        0,
+        tcpcrypt_proto::wire::packet::TcpFlags::SYN,
+        &[],
+    );
+    let mut le = Writer::new(Format::Pcapng { big_endian: false }, linktype::RAW).finish();
+    // Packet Block: type 2, length, interface 0 (u16), drops (u16), ts hi, ts lo, caplen, len.
+    let total = 32 + ip.len().div_ceil(4) * 4;
+    for v in [2u32, total as u32] {
+        le.extend_from_slice(&v.to_le_bytes());
+    }
+    le.extend_from_slice(&[0, 0, 0, 0]);
+    for v in [0u32, 5, ip.len() as u32, ip.len() as u32] {
+        le.extend_from_slice(&v.to_le_bytes());
+    }
+    le.extend_from_slice(&ip);
+    le.resize(le.len() + (total - 32 - ip.len()), 0);
+    le.extend_from_slice(&(total as u32).to_le_bytes());
+    let mut be = Writer::new(Format::Pcapng { big_endian: true }, linktype::IPV4);
+    be.push_ip(7, &ip);
+    le.extend_from_slice(&be.finish());
+    let c = capture::read(&le).unwrap();
+    assert_eq!(c.damaged, None);
+    assert_eq!(c.records.len(), 2);
+    assert_eq!(c.records[0].data, ip);
+    assert_eq!((c.records[1].link, c.records[1].ts_ns), (linktype::IPV4, 7));
+    assert_eq!(c.records[1].data, ip);
+}
