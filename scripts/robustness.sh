@@ -29,9 +29,12 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 source scripts/prereqs.sh
 
-rows=$(mktemp)
-trap 'rm -f "$rows"' EXIT
-export TCPCRYPT_ROBUSTNESS_OUT="$rows"
+# The recorded rows are kept (target/robustness-rows.jsonl) so the document can be rendered
+# again: cargo run -p tcpcrypt-netsim --bin robustness-report -- --input ... --output ...
+mkdir -p target
+rows=target/robustness-rows.jsonl
+: > "$rows"
+export TCPCRYPT_ROBUSTNESS_OUT="$PWD/$rows"
 if ((long)); then
     export TCPCRYPT_MATRIX=long
     mode="long (TCPCRYPT_MATRIX=long: hostile-network transfers of 24 MiB each way, 4 MiB for negotiation and tampering, 4 trials per scenario)"
@@ -60,6 +63,6 @@ cargo run -q -p tcpcrypt-netsim --bin robustness-report -- \
     --input "$rows" --output docs/robustness.md \
     --mode "$mode" --machine "$machine" \
     --date "$(date -u '+%Y-%m-%d %H:%M UTC')" \
-    --command "scripts/robustness.sh $*" || status=1
+    --command "scripts/robustness.sh${*:+ $*}" || status=1
 echo "robustness.sh: docs/robustness.md written ($(grep -c '^| ' docs/robustness.md || true) table lines)" >&2
 exit $status

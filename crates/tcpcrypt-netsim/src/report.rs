@@ -213,8 +213,14 @@ pub fn merge(rows: &[Row]) -> Vec<Row> {
             }
         }
     }
-    // Group by section, keeping the first-appearance order of sections and of rows within one.
-    let mut sections: Vec<String> = Vec::new();
+    // Group by section: the known sections in their fixed order (tests run in parallel, so
+    // the order of the lines is not stable), then any other in first-appearance order; rows
+    // within a section keep their first-appearance order.
+    let mut sections: Vec<String> = SECTIONS
+        .iter()
+        .map(|(name, _)| (*name).to_owned())
+        .filter(|name| out.iter().any(|r| &r.section == name))
+        .collect();
     for row in &out {
         if !sections.contains(&row.section) {
             sections.push(row.section.clone());
@@ -226,6 +232,40 @@ pub fn merge(rows: &[Row]) -> Vec<Row> {
     }
     grouped
 }
+
+/// The known sections, in the order the document lists them, with the tests that record them.
+pub const SECTIONS: [(&str, &str); 6] = [
+    (
+        "impairment",
+        "`crates/tcpcryptd/tests/hostile.rs`: both hosts run tcpcryptd, the tcpcrypt-netsim \
+         middlebox in a third network namespace impairs what crosses; each trial echoes a \
+         pseudo-random stream with a plaintext canary every 4 KiB, IPv4 and IPv6 alternately, \
+         and scans whole-packet captures on both sides of the box (and the box's own view) for \
+         the canary",
+    ),
+    (
+        "negotiation",
+        "`crates/tcpcryptd/tests/hostile.rs`: the middlebox strips or echoes the ENO option; \
+         both daemons' session tables are read while the connection is open",
+    ),
+    (
+        "tampering",
+        "`crates/tcpcryptd/tests/hostile.rs`: the middlebox flips a payload bit (checksums \
+         fixed) or forges an in-window FIN or RST once per connection",
+    ),
+    (
+        "fault",
+        "`crates/tcpcryptd/tests/faults.rs`: faults of the daemon itself",
+    ),
+    (
+        "bad input",
+        "`crates/tcpcryptd/tests/bad_input.rs`: malformed input from a raw peer",
+    ),
+    (
+        "soak",
+        "`crates/tcpcryptd/tests/soak.rs`: many connections over time",
+    ),
+];
 
 /// How the rows were produced: written at the top of the document.
 #[derive(Debug, Clone, Default)]
@@ -300,6 +340,10 @@ pub fn render(rows: &[Row], meta: &Meta) -> String {
             let _ = writeln!(s);
             let _ = writeln!(s, "## {}", row.section);
             let _ = writeln!(s);
+            if let Some((_, source)) = SECTIONS.iter().find(|(name, _)| *name == row.section) {
+                let _ = writeln!(s, "From {source}.");
+                let _ = writeln!(s);
+            }
             let _ = writeln!(
                 s,
                 "| scenario | expected | trials | as expected | bytes | plaintext check | holds | chosen behaviour / notes |"
@@ -393,6 +437,20 @@ mod tests {
         assert_eq!(
             m.iter().map(|r| r.scenario.as_str()).collect::<Vec<_>>(),
             ["a", "c", "b"]
+        );
+        // Known sections in their fixed order, whatever order the lines came in.
+        let order = merge(&[
+            row("s", 1, 1, PlaintextCheck::Clean).section("soak"),
+            row("x", 1, 1, PlaintextCheck::Clean).section("custom"),
+            row("t", 1, 1, PlaintextCheck::Clean).section("tampering"),
+            row("i", 1, 1, PlaintextCheck::Clean),
+        ]);
+        assert_eq!(
+            order
+                .iter()
+                .map(|r| r.scenario.as_str())
+                .collect::<Vec<_>>(),
+            ["i", "t", "s", "x"]
         );
         assert_eq!((m[0].trials, m[0].as_expected, m[0].bytes), (5, 4, 2000));
         assert_eq!(m[0].plaintext_check, PlaintextCheck::Leak);
