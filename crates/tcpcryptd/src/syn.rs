@@ -159,7 +159,12 @@ pub struct SynPath {
     /// Outcomes not yet taken by the proxy.
     outcomes: HashMap<ConnKey, (Outcome, Instant)>,
     cache: ResumeCache<IpAddr>,
+    /// When a server SYN next runs [`expire`](Self::expire).
+    next_expire: Option<Instant>,
 }
+
+/// How often the server SYN path drops expired entries.
+const EXPIRE_EVERY: Duration = Duration::from_secs(1);
 
 impl SynPath {
     /// A SYN path negotiating with `eno`, applying `policy`.
@@ -178,6 +183,7 @@ impl SynPath {
             holds: HashMap::new(),
             outcomes: HashMap::new(),
             cache: ResumeCache::new(CacheConfig::default()),
+            next_expire: None,
         }
     }
 
@@ -214,7 +220,7 @@ impl SynPath {
             Some(Hold::Decided(mark)) => return ServerSyn::Repeat(mark),
             None => {}
         }
-        self.expire(now);
+        self.expire_amortized(now);
         if self.flows.len() >= self.limits.max_flows || self.holds.len() >= self.limits.max_flows {
             return ServerSyn::Pass;
         }
@@ -371,6 +377,18 @@ impl SynPath {
     /// Negotiations in progress or finished but unexpired.
     pub fn flow_count(&self) -> usize {
         self.flows.len()
+    }
+
+    /// Drops expired entries at most once per [`EXPIRE_EVERY`] (each pass scans every table,
+    /// so once per SYN would cost time in proportion to the connection rate), and at once when
+    /// a table is full.
+    fn expire_amortized(&mut self, now: Instant) {
+        let full =
+            self.flows.len() >= self.limits.max_flows || self.holds.len() >= self.limits.max_flows;
+        if full || self.next_expire.is_none_or(|t| now >= t) {
+            self.expire(now);
+            self.next_expire = Some(now + EXPIRE_EVERY);
+        }
     }
 
     /// Drops expired entries.

@@ -435,3 +435,40 @@ fn a_new_connection_reusing_a_tuple_within_the_ttl_is_not_a_retransmission() {
         assert!(matches!(b.take_outcome(&key), Some(Outcome::Enabled(_))));
     }
 }
+
+#[test]
+fn server_syns_expire_entries_once_a_second_or_when_a_table_is_full() {
+    let now = Instant::now();
+    let limits = Limits {
+        max_flows: 2,
+        ttl: Duration::from_millis(10),
+    };
+    let (ca, sb) = addrs(false);
+    let syn_from = |port: u16| {
+        let src = SocketAddr::new(ca.ip(), port);
+        // A's outbound SYN with ENO, as B receives it.
+        let mut a = path();
+        let Decision::Replace(bytes) = a
+            .on_outbound(&packet(src, sb, SYN, &SYN_OPTIONS, &[]), now)
+            .0
+        else {
+            panic!("A adds ENO");
+        };
+        bytes
+    };
+    let diverted = |d: ServerSyn| matches!(d, ServerSyn::Divert { .. });
+    let mut b = path_with(limits, "");
+    assert!(diverted(b.on_server_syn(&syn_from(50001), now)));
+    // Expired by the TTL, yet still held: no scan within the second.
+    let soon = now + Duration::from_millis(20);
+    assert!(diverted(b.on_server_syn(&syn_from(50002), soon)));
+    assert_eq!(b.flow_count(), 2, "no scan within a second");
+    // The table is full: expired entries are dropped at once, so a third SYN still gets ENO.
+    let full = soon + Duration::from_millis(20);
+    assert!(diverted(b.on_server_syn(&syn_from(50003), full)));
+    assert_eq!(b.flow_count(), 1, "the full table was scanned");
+    // A second later, the next SYN scans again.
+    let later = now + Duration::from_millis(1100);
+    assert!(diverted(b.on_server_syn(&syn_from(50004), later)));
+    assert_eq!(b.flow_count(), 1, "the expired entry was dropped");
+}
