@@ -5,6 +5,9 @@
 #
 #   sudo ./scripts/bench.sh [--quick] [--rounds N] [--out PREFIX] [--systems A,B,...]
 #
+# Debugging: BENCH_RUST_LOG=info (the daemons' log level; default warn), BENCH_DEBUG_SS=1
+# (socket and conntrack counts before each system); when anything failed, the logs are kept in
+# /tmp/tcpcrypt-bench-logs-PID.
 # --systems runs only those (plain, tcpcrypt-aes128gcm, tcpcrypt-aes256gcm,
 # tcpcrypt-chacha20poly1305, tcpcrypt-aes128gcm-resumed, stunnel, stunnel-resumed,
 # wireguard-go), e.g. to measure a daemon change quickly; docs/ holds the full run.
@@ -19,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
 QUICK=""
 ROUNDS=""
 OUT=docs/performance
@@ -68,6 +71,8 @@ command -v wireguard-go >/dev/null 2>&1 || bench_pkgs+=(wireguard-go)
 command -v wg >/dev/null 2>&1 || bench_pkgs+=(wireguard-tools)
 command -v ethtool >/dev/null 2>&1 || bench_pkgs+=(ethtool)
 command -v openssl >/dev/null 2>&1 || bench_pkgs+=(openssl)
+command -v wrk >/dev/null 2>&1 || bench_pkgs+=(wrk)
+command -v nginx >/dev/null 2>&1 || bench_pkgs+=(nginx-light)
 if ((${#bench_pkgs[@]})); then
     echo "bench: installing ${bench_pkgs[*]} with apt-get" >&2
     apt-get update -qq
@@ -84,9 +89,20 @@ IP_A=10.88.0.1
 IP_B=10.88.0.2
 WGIP_A=10.89.0.1
 WGIP_B=10.89.0.2
-PORT=5300          # load server in B
+# Every measurement of plain TCP, tcpcrypt and wireguard-go goes to a server port of its own
+# (the load server listens on FRESH_BASE.., nginx on HTTP_FRESH_BASE..), so that no TIME_WAIT
+# left by an earlier measurement (plain TCP's tens of thousands of connections per second)
+# collides with a new connection's addresses; stunnel's backends use the fixed last port.
+FRESH_BASE=6000
+HTTP_FRESH_BASE=7000
+FRESH_PORTS=399
+PORT=$((FRESH_BASE + FRESH_PORTS))          # load server for stunnel (and its check)
+HTTP_PORT=$((HTTP_FRESH_BASE + FRESH_PORTS)) # nginx for stunnel
+PORT_SEQ=0
 TLS_PORT=5301      # stunnel server in B
 STUNNEL_LOCAL=5302 # stunnel client in A (127.0.0.1)
+HTTP_TLS_PORT=5303 # stunnel server in B for nginx
+HTTP_LOCAL=5304    # stunnel client in A for nginx (127.0.0.1)
 WG_PORT=51820
 TIMEOUT=15
 
@@ -96,7 +112,7 @@ tmp=""
 FAILED=0
 ns_made=()
 sys_pids=()      # processes of the system under test
-pid_server=""
+pid_server=""     # load server and nginx in B, for the whole run
 cleanup() {
     local rc=$? pid ns
     set +e
@@ -154,17 +170,27 @@ mkdir "$CONF"
 : >"$RAW"
 meta() { printf '%s\t%s\n' "$1" "$2" >>"$META"; }
 
-# 10,000 idle connections: descriptors for the load tool and the daemons (inherited).
+# 10,000 idle connections: descriptors for the load tool and the daemons (inherited; each
+# daemon holds two per proxied connection). Where the hard limit cannot be raised (no
+# CAP_SYS_RESOURCE, e.g. in a container), as many idle connections as it allows.
 ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+NOFILE=$(ulimit -n)
+IDLE_NOTE="$IDLE_COUNT idle connections"
+if [ "$NOFILE" != unlimited ] && ((IDLE_COUNT > (NOFILE - 2000) / 2)); then
+    IDLE_NOTE="$(((NOFILE - 2000) / 2)) idle connections, not $IDLE_COUNT: the open-file limit here is $NOFILE and cannot be raised (each daemon needs two descriptors per connection)"
+    IDLE_COUNT=$(((NOFILE - 2000) / 2))
+    log "$IDLE_NOTE"
+fi
 
 log "two network namespaces joined by a veth pair ($IP_A, $IP_B)"
 for ns in "$NS_A" "$NS_B"; do
     ip netns add "$ns"
     ns_made+=("$ns")
     ip -n "$ns" link set lo up
-    # The same for every system: room for thousands of connections per second.
-    ip netns exec "$ns" sysctl -q -w net.ipv4.ip_local_port_range="1024 65535" \
-        net.ipv4.tcp_tw_reuse=1 net.core.somaxconn=8192 net.ipv4.tcp_max_syn_backlog=8192
+    # The same for every system: deep accept queues for the connection-rate runs. Ports and
+    # TIME_WAIT reuse keep the kernel's defaults (the servers close first, so TIME_WAIT is on
+    # B's side and never limits the client's ports).
+    ip netns exec "$ns" sysctl -q -w net.core.somaxconn=8192 net.ipv4.tcp_max_syn_backlog=8192
 done
 ip link add "$VETH_A" netns "$NS_A" type veth peer name "$VETH_B" netns "$NS_B"
 ip -n "$NS_A" addr add "$IP_A/24" dev "$VETH_A"
@@ -177,9 +203,43 @@ in_b() { ip netns exec "$NS_B" "$@"; }
 
 # Background processes are started with `ip netns exec` itself (it execs the program), never
 # through a shell function, so that $! is the program's own PID (to stop it and read its CPU).
-ip netns exec "$NS_B" "$LOAD" serve --listen "0.0.0.0:$PORT" </dev/null >"$tmp/server.log" 2>&1 &
+ip netns exec "$NS_B" "$LOAD" serve --listen "0.0.0.0:$FRESH_BASE" --ports $((FRESH_PORTS + 1)) </dev/null >"$tmp/server.log" 2>&1 &
 pid_server=$!
 wait_until "$TIMEOUT" "the load server" in_b ss -Htln "sport = :$PORT"
+
+# nginx in B for the wrk runs: a 100-byte file, keep-alive off, as its documentation
+# recommends for speed otherwise (worker per CPU, no access log, sendfile).
+mkdir -p "$tmp/www" "$tmp/nginx"
+head -c 100 /dev/zero | tr '\0' x >"$tmp/www/100b"
+cat >"$tmp/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes auto;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx.log warn;
+events { worker_connections 16384; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_timeout 0;
+    client_body_temp_path $tmp/nginx/body;
+    proxy_temp_path $tmp/nginx/proxy;
+    fastcgi_temp_path $tmp/nginx/fastcgi;
+    uwsgi_temp_path $tmp/nginx/uwsgi;
+    scgi_temp_path $tmp/nginx/scgi;
+    server {
+$(for ((p = HTTP_FRESH_BASE; p <= HTTP_PORT; p++)); do echo "        listen 0.0.0.0:$p backlog=8192;"; done)
+        root $tmp/www;
+    }
+}
+EOF
+sed -e "s|$tmp|/tmp/DIR|g" -e "/listen 0.0.0.0:$((HTTP_FRESH_BASE + 1)) /,/listen 0.0.0.0:$HTTP_PORT /d" \
+    -e "s|\(listen 0.0.0.0:$HTTP_FRESH_BASE .*\)$|\1  # and so on: one line per port, $HTTP_FRESH_BASE-$HTTP_PORT|" \
+    "$tmp/nginx.conf" >"$CONF/nginx (namespace B, for wrk)"
+ip netns exec "$NS_B" nginx -c "$tmp/nginx.conf" </dev/null >/dev/null 2>>"$tmp/nginx.log" &
+pid_server="$pid_server $!"
+wait_until "$TIMEOUT" "nginx" in_b ss -Htln "sport = :$HTTP_PORT"
 
 offloads() { # on|off: TSO, GSO, GRO of both veth ends
     in_a ethtool -K "$VETH_A" tso "$1" gso "$1" gro "$1" >/dev/null 2>&1 || true
@@ -188,7 +248,9 @@ offloads() { # on|off: TSO, GSO, GRO of both veth ends
 
 # ---------------------------------------------------------------------------------------------
 # The systems. Each *_up sets TARGET and sys_pids; *_down stops them.
-TARGET=""
+TARGET=""          # host:port, fixed (stunnel)
+TARGET_HOST=""     # or a host, each measurement on a fresh port
+HTTP_TARGET=""     # host:port for wrk, fixed (stunnel)
 stop_sys() {
     local pid
     for pid in "${sys_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -200,7 +262,7 @@ stop_sys() {
     sys_pids=()
 }
 
-plain_up() { TARGET="$IP_B:$PORT"; sys_pids=(); }
+plain_up() { TARGET_HOST=$IP_B; sys_pids=(); }
 
 TCPCRYPTD_FLAGS=()
 POLICY_SHOWN=""
@@ -215,7 +277,7 @@ tcpcrypt_up() { # aead resumption(true|false)
     for side in a b; do
         ns=$NS_A; [ "$side" = b ] && ns=$NS_B
         rm -f "$tmp/tcpcryptd-$side.sock"
-        RUST_LOG=warn ip netns exec "$ns" "$TCPCRYPTD" --control "$tmp/tcpcryptd-$side.sock" \
+        RUST_LOG=${BENCH_RUST_LOG:-warn} ip netns exec "$ns" "$TCPCRYPTD" --control "$tmp/tcpcryptd-$side.sock" \
             --aeads "$aead" --resumption "$resume" "${ports[@]}" "${TCPCRYPTD_FLAGS[@]}" \
             </dev/null >/dev/null 2>>"$tmp/tcpcryptd-$side.log" &
         sys_pids+=($!)
@@ -231,7 +293,7 @@ tcpcrypt_up() { # aead resumption(true|false)
                 | sed "s|$tmp|/tmp/DIR|g"
         } >>"$CONF/tcpcryptd (both namespaces)"
     fi
-    TARGET="$IP_B:$PORT"
+    TARGET_HOST=$IP_B
 }
 # Counters of one daemon: "encrypted resumed plain".
 tcpcrypt_counters() {
@@ -283,6 +345,11 @@ accept = $IP_B:$TLS_PORT
 connect = 127.0.0.1:$PORT
 cert = $tmp/stunnel.crt
 key = $tmp/stunnel.key
+[http]
+accept = $IP_B:$HTTP_TLS_PORT
+connect = 127.0.0.1:$HTTP_PORT
+cert = $tmp/stunnel.crt
+key = $tmp/stunnel.key
 EOF
     for resume in yes no; do
         cat >"$tmp/stunnel-client-$resume.conf" <<EOF
@@ -291,6 +358,11 @@ $STUNNEL_COMMON
 client = yes
 accept = 127.0.0.1:$STUNNEL_LOCAL
 connect = $IP_B:$TLS_PORT
+sessionResume = $resume
+[http]
+client = yes
+accept = 127.0.0.1:$HTTP_LOCAL
+connect = $IP_B:$HTTP_TLS_PORT
 sessionResume = $resume
 EOF
     done
@@ -302,14 +374,36 @@ EOF
     echo "certificate: self-signed ECDSA P-256 (openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1)" \
         >>"$CONF/stunnel server (namespace B)"
 }
-stunnel_up() { # yes|no: client resumes sessions
-    ip netns exec "$NS_B" stunnel "$tmp/stunnel-server.conf" </dev/null >/dev/null 2>>"$tmp/stunnel-b.log" &
+stunnel_up() { # yes|no (client resumes sessions) [config-suffix]
+    local sfx=${2:-}
+    ip netns exec "$NS_B" stunnel "$tmp/stunnel-server.conf$sfx" </dev/null >/dev/null 2>>"$tmp/stunnel-b$sfx.log" &
     sys_pids+=($!)
-    ip netns exec "$NS_A" stunnel "$tmp/stunnel-client-$1.conf" </dev/null >/dev/null 2>>"$tmp/stunnel-a.log" &
+    ip netns exec "$NS_A" stunnel "$tmp/stunnel-client-$1.conf$sfx" </dev/null >/dev/null 2>>"$tmp/stunnel-a$sfx.log" &
     sys_pids+=($!)
     wait_until "$TIMEOUT" "stunnel (B)" in_b ss -Htln "sport = :$TLS_PORT" || return 1
     wait_until "$TIMEOUT" "stunnel (A)" in_a ss -Htln "sport = :$STUNNEL_LOCAL" || return 1
-    TARGET="127.0.0.1:$STUNNEL_LOCAL"
+    TARGET="127.0.0.1:$STUNNEL_LOCAL" HTTP_TARGET="127.0.0.1:$HTTP_LOCAL" TARGET_HOST=""
+}
+# Once, before the rounds: the same configurations with stunnel's debug log on, 10 connections
+# each, to show from stunnel's own log that "full" negotiates every session and "resumed"
+# reuses them. Sets STUNNEL_CHECK.
+STUNNEL_CHECK=""
+stunnel_check() {
+    local resume f new reused
+    for f in server client-yes client-no; do
+        sed 's/^debug = .*/debug = 7/' "$tmp/stunnel-$f.conf" >"$tmp/stunnel-$f.conf.debug"
+    done
+    for resume in no yes; do
+        rm -f "$tmp/stunnel-a.debug.log"
+        if stunnel_up "$resume" .debug; then
+            in_a "$LOAD" latency --target "$TARGET" --count 10 --warmup 0 >/dev/null 2>&1 || true
+        fi
+        stop_sys
+        new=$(grep -c 'TLS connected: new session negotiated' "$tmp/stunnel-a.debug.log" 2>/dev/null || true)
+        reused=$(grep -c 'TLS connected: previous session reused' "$tmp/stunnel-a.debug.log" 2>/dev/null || true)
+        STUNNEL_CHECK+="sessionResume = $resume: of 10 connections, ${new:-0} negotiated a new session, ${reused:-0} reused one (stunnel client's log at debug = 7). "
+    done
+    log "stunnel check: $STUNNEL_CHECK"
 }
 
 
@@ -345,7 +439,7 @@ wg_up() {
         ip -n "$ns" addr add "$my_wg/24" dev "$dev" || return 1
         ip -n "$ns" link set "$dev" up || return 1
     done
-    TARGET="$WGIP_B:$PORT"
+    TARGET_HOST=$WGIP_B
 }
 
 
@@ -353,11 +447,16 @@ wg_up() {
 # Measurements: each appends one record to $RAW.
 BAD_RUN=""
 CHECKS=()
+WRK_RETRIES=()
 load() { # system test-args...
-    local system=$1 pids out
+    local system=$1 pids out target=$TARGET
     shift
     pids=$(IFS=,; echo "${sys_pids[*]}")
-    if out=$(in_a "$LOAD" "$@" --target "$TARGET" --system "$system" --round "$round" \
+    if [ -n "$TARGET_HOST" ]; then
+        target="$TARGET_HOST:$((FRESH_BASE + PORT_SEQ % FRESH_PORTS))"
+        PORT_SEQ=$((PORT_SEQ + 1))
+    fi
+    if out=$(in_a "$LOAD" "$@" --target "$target" --system "$system" --round "$round" \
         ${pids:+--pids "$pids"} 2>>"$tmp/load.log"); then
         :
     else
@@ -391,8 +490,47 @@ bulk_tests() { # system
 }
 conn_tests() { # system
     load "$1" rate --concurrency "$CONCURRENCY" --seconds "$RATE_SECS"
+    http_rate "$1"
     load "$1" latency --count "$LAT_COUNT"
 }
+# The same connection rate with standard tools: wrk (2 threads, the same number of
+# connections) fetching a 100-byte file from nginx with "Connection: close" (nginx's
+# keepalive_timeout 0): one new connection per request. Record test "rate_http".
+http_rate() { # system
+    local out try target=$HTTP_TARGET
+    if [ -n "$TARGET_HOST" ]; then
+        target="$TARGET_HOST:$((HTTP_FRESH_BASE + PORT_SEQ % FRESH_PORTS))"
+        PORT_SEQ=$((PORT_SEQ + 1))
+    fi
+    for try in 1 2; do
+        out=$(in_a wrk -t2 -c"$CONCURRENCY" -d"${RATE_SECS}s" --timeout 5s -H 'Connection: close' \
+            "http://$target/100b" 2>&1) || true
+        # wrk gives up the whole run when one of its first connections fails: once more.
+        grep -q 'Requests/sec' <<<"$out" && break
+        log "  $1: wrk (attempt $try): $(tail -n 1 <<<"$out")"
+        WRK_RETRIES+=("$1 round $round: $(tail -n 1 <<<"$out")")
+    done
+    printf '%s' "$out" | python3 -c "$WRK_PARSER" "$1" "$round" >>"$tmp/run.jsonl" \
+        || { FAILED=$((FAILED + 1)); log "  $1: wrk failed: $(printf '%s' "$out" | tail -n 2)"; }
+}
+WRK_PARSER='
+import json, re, sys
+system, rnd = sys.argv[1], int(sys.argv[2])
+text = sys.stdin.read()
+r = {"round": rnd, "system": system, "test": "rate_http"}
+m = re.search(r"(\d+) requests in ([\d.]+)(m?s)", text)
+rps = re.search(r"Requests/sec:\s*([\d.]+)", text)
+if not (m and rps):
+    r["error"] = "wrk: " + " ".join(text.split())[:300]
+    print(json.dumps(r))
+    sys.exit(1)
+errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", text))
+errors += sum(int(x) for x in re.findall(r"Non-2xx or 3xx responses: (\d+)", text))
+r.update(conns=int(m.group(1)), errors=errors, conns_per_sec=float(rps.group(1)),
+         seconds=float(m.group(2)) / (1000 if m.group(3) == "ms" else 1))
+print(json.dumps(r))
+'
+
 idle_test() { # system
     load "$1" idle --count "$IDLE_COUNT"
 }
@@ -421,12 +559,15 @@ meta commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff
 meta machine "$(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/^Mem:/ {print $2}') GiB"
 meta kernel "$(uname -r)"
 meta "load average at start" "$(cut -d' ' -f1-3 /proc/loadavg)"
-meta durations "bulk ${BULK_SECS} s per run; rate ${RATE_SECS} s with $CONCURRENCY client threads; latency $LAT_COUNT sequential connections; wire: $((WIRE_BYTES >> 20)) MiB bulk and $ECHO_COUNT echoed 100-byte messages; $IDLE_COUNT idle connections"
+meta durations "bulk ${BULK_SECS} s per run; rate ${RATE_SECS} s with $CONCURRENCY client threads; latency $LAT_COUNT sequential connections; wire: $((WIRE_BYTES >> 20)) MiB bulk and $ECHO_COUNT echoed 100-byte messages; $IDLE_NOTE"
 meta tcpcryptd "$("$TCPCRYPTD" --version 2>/dev/null | head -n1), release build"
 meta stunnel "$(stunnel -version 2>&1 | grep -m1 '^stunnel'); $(stunnel -version 2>&1 | grep -m1 'Compiled with')"
+meta "wrk, nginx" "$(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2); $(nginx -v 2>&1 | sed 's/^nginx version: //')"
 meta wireguard-go "$(wireguard-go --version 2>&1 | head -n1); $(wg --version 2>&1 | cut -d' ' -f1-2)"
 meta rustc "$("${build_as[@]}" rustc --version)"
 
+stunnel_check
+meta "stunnel check" "$STUNNEL_CHECK"
 started=$SECONDS
 for ((round = 1; round <= ROUNDS; round++)); do
     log "round $round of $ROUNDS"
@@ -442,6 +583,13 @@ for ((round = 1; round <= ROUNDS; round++)); do
     fi
     for system in "${systems[@]}"; do
         log "  $system"
+        if [ -n "${BENCH_DEBUG_SS:-}" ]; then
+            log "    A: $(in_a ss -s | grep -m1 '^TCP:')"
+            log "    B: $(in_b ss -s | grep -m1 '^TCP:')"
+            log "    A conntrack: $(in_a cat /proc/sys/net/netfilter/nf_conntrack_count 2>/dev/null)"
+            log "    A time-wait sample: $(in_a ss -Htan state time-wait | head -n 3 | tr -s ' ' | tr '\n' ';')"
+            log "    A conntrack sample: $(in_a conntrack -L 2>/dev/null | head -n 2 | tr '\n' ';')"
+        fi
         all=(bulk_tests conn_tests wire_tests)
         case $system in
             plain) up=(plain_up) tests=("${all[@]}") down=(stop_sys) ;;
@@ -475,6 +623,7 @@ done
 meta "load average at end" "$(cut -d' ' -f1-3 /proc/loadavg)"
 meta "measuring time" "$(((SECONDS - started) / 60)) min $(((SECONDS - started) % 60)) s"
 meta "tcpcrypt checks" "$(IFS=';'; echo "${CHECKS[*]}")"
+((${#WRK_RETRIES[@]} == 0)) || meta "wrk runs that failed to start" "$(IFS=';'; echo "${WRK_RETRIES[*]}")"
 
 mkdir -p "$(dirname "$OUT")"
 "$LOAD" report --records "$RAW" --meta "$META" --configs "$CONF" --out "$OUT"

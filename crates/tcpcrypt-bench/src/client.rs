@@ -241,12 +241,12 @@ pub fn echo(target: SocketAddr, count: usize) -> anyhow::Result<Vec<Duration>> {
 }
 
 /// Opens `count` idle connections, each confirmed end to end by the server's one-byte answer.
+/// A connection that fails is counted and another is tried, up to `count / 10` failures.
 ///
 /// # Errors
-/// A connection could not be opened or confirmed (e.g. out of file descriptors).
-pub fn idle(target: SocketAddr, count: usize) -> anyhow::Result<Vec<TcpStream>> {
-    let mut open = Vec::with_capacity(count);
-    for i in 0..count {
+/// More than `count / 10` connections failed (e.g. out of file descriptors); the last error.
+pub fn idle(target: SocketAddr, count: usize) -> anyhow::Result<(Vec<TcpStream>, u64)> {
+    let open_one = |i: usize| -> anyhow::Result<TcpStream> {
         let mut s = connect(target).with_context(|| format!("idle connection {i}"))?;
         s.write_all(&[MODE_IDLE])?;
         let mut ack = [0u8; 1];
@@ -255,7 +255,38 @@ pub fn idle(target: SocketAddr, count: usize) -> anyhow::Result<Vec<TcpStream>> 
         if ack[0] != IDLE_ACK {
             bail!("idle connection {i}: unexpected answer {:#04x}", ack[0]);
         }
-        open.push(s);
+        Ok(s)
+    };
+    let mut open = Vec::with_capacity(count);
+    let mut errors = 0u64;
+    while open.len() < count {
+        match open_one(open.len()) {
+            Ok(s) => open.push(s),
+            Err(e) if errors as usize >= count / 10 => {
+                return Err(e.context(format!("{errors} connections had failed before")))
+            }
+            Err(_) => errors += 1,
+        }
     }
-    Ok(open)
+    Ok((open, errors))
+}
+
+/// Runs `f` up to `attempts` times until it succeeds: the result and how many attempts failed.
+///
+/// # Errors
+/// Every attempt failed: the last error.
+pub fn retry<T>(
+    attempts: usize,
+    mut f: impl FnMut() -> anyhow::Result<T>,
+) -> anyhow::Result<(T, u64)> {
+    let mut failed = 0;
+    loop {
+        match f() {
+            Ok(x) => return Ok((x, failed)),
+            Err(e) if failed + 1 >= attempts as u64 => {
+                return Err(e.context(format!("{attempts} attempts failed")))
+            }
+            Err(_) => failed += 1,
+        }
+    }
 }

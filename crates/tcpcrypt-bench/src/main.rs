@@ -37,10 +37,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Serve every mode on one port until killed.
+    /// Serve every mode until killed, on the --listen port and the next --ports - 1.
     Serve {
         #[arg(long)]
         listen: SocketAddr,
+        /// How many consecutive ports (bench.sh gives every measurement its own, so that no
+        /// TIME_WAIT of an earlier one collides with it).
+        #[arg(long, default_value_t = 1)]
+        ports: u16,
     },
     /// Stream data on N connections.
     Bulk {
@@ -197,9 +201,14 @@ fn run_client(cmd: Cmd) -> (Record, anyhow::Result<()>) {
                     Some(b) => Amount::Bytes(b),
                     None => Amount::Seconds(seconds.unwrap_or(5.0)),
                 };
-                let before = Sample::take(&common)?;
-                let b = client::bulk(common.target, streams, amount)?;
+                // A failed run (a connection reset) is counted and run again, up to 3 times.
+                let mut before = Sample::take(&common)?;
+                let (b, failed) = client::retry(3, || {
+                    before = Sample::take(&common)?;
+                    client::bulk(common.target, streams, amount)
+                })?;
                 before.finish(&common, &mut r, b.bytes)?;
+                r.errors = Some(failed);
                 let secs = b.elapsed.as_secs_f64();
                 r.seconds = Some(secs);
                 r.bytes = Some(b.bytes);
@@ -257,9 +266,13 @@ fn run_client(cmd: Cmd) -> (Record, anyhow::Result<()>) {
         Cmd::Echo { common, count } => {
             let mut r = common.record("wire_msg");
             let res = (|| {
-                let before = Sample::take(&common)?;
-                let times = client::echo(common.target, count)?;
+                let mut before = Sample::take(&common)?;
+                let (times, failed) = client::retry(3, || {
+                    before = Sample::take(&common)?;
+                    client::echo(common.target, count)
+                })?;
                 before.finish(&common, &mut r, count as u64 * 2 * MESSAGE_LEN as u64)?;
+                r.errors = Some(failed);
                 r.conns = Some(1);
                 r.seconds = Some(times.iter().map(|d| d.as_secs_f64()).sum());
                 percentiles(&mut r, &times);
@@ -279,7 +292,8 @@ fn run_client(cmd: Cmd) -> (Record, anyhow::Result<()>) {
                     .iter()
                     .map(|&p| procfs::rss_kib(p))
                     .collect::<anyhow::Result<_>>()?;
-                let open = client::idle(common.target, count)?;
+                let (open, failed) = client::idle(common.target, count)?;
+                r.errors = Some(failed);
                 std::thread::sleep(Duration::from_secs_f64(settle_secs));
                 let after: Vec<u64> = common
                     .pids
@@ -356,12 +370,12 @@ fn report(
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Serve { listen } => {
+        Cmd::Serve { listen, ports } => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .expect("tokio runtime");
-            if let Err(e) = rt.block_on(tcpcrypt_bench::server::serve(listen)) {
+            if let Err(e) = rt.block_on(tcpcrypt_bench::server::serve(listen, ports)) {
                 eprintln!("tcpcrypt-load serve: {e:#}");
                 return std::process::ExitCode::FAILURE;
             }

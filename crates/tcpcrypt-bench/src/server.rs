@@ -7,13 +7,25 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::protocol::{IDLE_ACK, MESSAGE_LEN, MODE_BULK, MODE_ECHO, MODE_IDLE, MODE_REQUEST};
 
-/// Binds `addr` and serves every mode until the process ends.
+/// Binds `ports` consecutive ports from `addr` and serves every mode on all of them until the
+/// process ends.
 ///
 /// # Errors
-/// The listener could not be bound.
-pub async fn serve(addr: SocketAddr) -> anyhow::Result<()> {
-    let listener = bind(addr)?;
-    serve_on(listener).await
+/// A listener could not be bound.
+pub async fn serve(addr: SocketAddr, ports: u16) -> anyhow::Result<()> {
+    let mut tasks = Vec::new();
+    for i in 0..ports.max(1) {
+        let port = addr
+            .port()
+            .checked_add(i)
+            .ok_or_else(|| anyhow::anyhow!("port {} + {i} is beyond 65535", addr.port()))?;
+        let listener = bind(SocketAddr::new(addr.ip(), port))?;
+        tasks.push(tokio::spawn(serve_on(listener)));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
 }
 
 /// A listener with a deep backlog (connection-rate runs open thousands per second).

@@ -51,8 +51,8 @@ fn latency_and_echo_measure_every_exchange() {
 
 #[test]
 fn idle_connections_are_confirmed_end_to_end() {
-    let open = client::idle(server(), 50).unwrap();
-    assert_eq!(open.len(), 50);
+    let (open, failed) = client::idle(server(), 50).unwrap();
+    assert_eq!((open.len(), failed), (50, 0));
 }
 
 #[test]
@@ -65,7 +65,27 @@ fn a_dead_target_is_an_error_not_a_hang() {
     assert!(client::request_once(port).is_err());
     assert!(client::bulk(port, 2, Amount::Bytes(1000)).is_err());
     assert!(client::latency(port, 3, 0).is_err());
+    assert!(client::idle(port, 20).is_err());
     let r = client::rate(port, 1, 0.1);
     assert_eq!(r.conns, 0);
     assert!(r.errors > 0);
+}
+
+#[test]
+fn retry_counts_failed_attempts_and_gives_up() {
+    let mut calls = 0;
+    let (x, failed) = client::retry(3, || {
+        calls += 1;
+        if calls < 3 {
+            anyhow::bail!("attempt {calls}")
+        }
+        Ok(calls)
+    })
+    .unwrap();
+    assert_eq!((x, failed), (3, 2));
+    let err = client::retry(2, || -> anyhow::Result<()> { anyhow::bail!("always") }).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("2 attempts failed: always"),
+        "{err:#}"
+    );
 }
