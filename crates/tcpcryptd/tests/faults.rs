@@ -274,6 +274,8 @@ fn kill_during_transfers(kill_a: bool) {
         net.daemon_with(&net.b, "b", b_args)
     };
     let control_a = if kill_a { control.clone() } else { ca.clone() };
+    let pcap = net.dir.join("restart.pcap");
+    let dump = capture(&net, &pcap, 0);
     let mut ok = 0;
     let mut bytes = 0;
     for v6 in [false, true] {
@@ -284,6 +286,9 @@ fn kill_during_transfers(kill_a: bool) {
         finish(s);
         ok += 1;
     }
+    std::thread::sleep(Duration::from_millis(200));
+    drop(dump);
+    let check = scan_capture(&pcap, 100_000);
     assert!(restarted.signal_and_wait("TERM").success());
     let (ns, clean) = if kill_a {
         (&net.a, before)
@@ -297,7 +302,7 @@ fn kill_during_transfers(kill_a: bool) {
         "the new daemon replaces the left-over rules, encrypts again, and SIGTERM leaves the host clean",
         (2, if clean_after { ok } else { 0 }),
         bytes,
-        PlaintextCheck::NotApplicable,
+        check,
         "encryption checked on A's session table; no extra cleanup command is needed",
     ));
 }
@@ -351,6 +356,8 @@ fn queue_overload_fails_open_and_nothing_stalls() {
     let b_pid = db.0.id();
 
     // 1. Flood against running daemons while encrypted transfers run.
+    let pcap = net.dir.join("flood.pcap");
+    let dump = capture(&net, &pcap, 0);
     let stop = Arc::new(AtomicBool::new(false));
     let streams: Vec<_> = [false, true]
         .into_iter()
@@ -372,6 +379,8 @@ fn queue_overload_fails_open_and_nothing_stalls() {
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
     let results: Vec<(End, u64)> = streams.into_iter().map(|t| t.join().unwrap()).collect();
+    drop(dump);
+    let check = scan_capture(&pcap, 100_000);
     let intact = results
         .iter()
         .filter(|(e, n)| *e == End::CleanEof && *n > 0)
@@ -383,7 +392,7 @@ fn queue_overload_fails_open_and_nothing_stalls() {
         "concurrent encrypted transfers and new encrypted connections complete intact; daemon alive",
         (2 + 2, intact as u32 + 2),
         results.iter().map(|r| r.1 * 2).sum::<u64>() + 2 * 2 * 65536,
-        PlaintextCheck::NotApplicable,
+        check,
         &format!("long transfers: {results:?}"),
     ));
 
