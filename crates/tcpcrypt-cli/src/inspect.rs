@@ -26,7 +26,12 @@ Plain and fallback connections give their TCP payload; tcpcrypt connections with
 give the authenticated plaintext up to the first frame that fails to verify.
 
 --write-plain OUT.pcap writes a pcap (Ethernet) with one synthetic plain TCP connection per
-decrypted connection, carrying the plaintext, for tcpdump or Wireshark.
+decrypted connection, carrying the plaintext, for tcpdump or Wireshark; a direction ends with
+a FIN only if its FINp frame authenticated.
+
+How a connection ended (JSON \"end\"): finp (both directions ended with an authenticated FINp
+frame), fin (TCP FIN both ways, FINp unchecked: plain TCP or no keys), reset, truncated (bytes
+missing: a gap, a frame cut off, a damaged capture), open.
 
 Exit status: 0 when the capture was read (anomalies are reported, not fatal); 4 with --strict
 when any connection has an anomaly (a tag that does not verify, a FIN without FINp, a missing
