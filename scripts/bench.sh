@@ -5,24 +5,26 @@
 #
 #   sudo ./scripts/bench.sh [--quick] [--rounds N] [--out PREFIX] [--systems A,B,...]
 #
-# Debugging: BENCH_RUST_LOG=info (the daemons' log level; default warn), BENCH_DEBUG_SS=1
-# (socket and conntrack counts before each system); when anything failed, the logs are kept in
-# /tmp/tcpcrypt-bench-logs-PID.
 # --systems runs only those (plain, tcpcrypt-aes128gcm, tcpcrypt-aes256gcm,
 # tcpcrypt-chacha20poly1305, tcpcrypt-aes128gcm-resumed, stunnel, stunnel-resumed,
 # wireguard-go), e.g. to measure a daemon change quickly; docs/ holds the full run.
 #
 # Builds tcpcryptd, the tcpcrypt CLI and tcpcrypt-load in release mode, installs stunnel4,
-# wireguard-go, wireguard-tools and ethtool with apt-get when missing, then for each round and
-# each system sets the system up, measures it (bulk 1 and 4 streams, connection rate, latency,
-# bytes on the wire, daemon CPU per GB and memory per idle connection) and tears it down.
-# Writes PREFIX.json (raw per-round records), PREFIX.md (tables) and PREFIX.svg (plot);
-# PREFIX defaults to docs/performance. Everything it creates (namespaces, processes, files in
-# its temporary directory) is removed on every exit path; the host's namespace is untouched.
+# wireguard-go, wireguard-tools, wrk, nginx-light and ethtool with apt-get when missing, then
+# for each round and each system sets the system up, measures it (bulk 1 and 4 streams,
+# connection rate with tcpcrypt-load and with wrk + nginx, latency, bytes on the wire, CPU per
+# GB, daemon memory per idle connection) and tears it down. Writes PREFIX.json (raw per-round
+# records), PREFIX.md (tables) and PREFIX.svg (plot); PREFIX defaults to docs/performance.
+# Everything it creates (namespaces, processes, files in its temporary directory) is removed on
+# every exit path; the host's namespace is untouched.
+#
+# Debugging: BENCH_RUST_LOG=info (the daemons' log level; default warn), BENCH_DEBUG_SS=1
+# (socket and conntrack counts before each system); when anything failed, the logs are kept in
+# /tmp/tcpcrypt-bench-logs-PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
 QUICK=""
 ROUNDS=""
 OUT=docs/performance
@@ -187,10 +189,11 @@ for ns in "$NS_A" "$NS_B"; do
     ip netns add "$ns"
     ns_made+=("$ns")
     ip -n "$ns" link set lo up
-    # The same for every system: deep accept queues for the connection-rate runs. Ports and
-    # TIME_WAIT reuse keep the kernel's defaults (the servers close first, so TIME_WAIT is on
-    # B's side and never limits the client's ports).
-    ip netns exec "$ns" sysctl -q -w net.core.somaxconn=8192 net.ipv4.tcp_max_syn_backlog=8192
+    # The same for every system: deep accept queues for the connection-rate runs; TIME_WAIT
+    # reuse stays the kernel's default (the servers close first, so TIME_WAIT is on B's side).
+    # The client's port range is widened (equally for every system), as load generators do.
+    ip netns exec "$ns" sysctl -q -w net.core.somaxconn=8192 net.ipv4.tcp_max_syn_backlog=8192 \
+        net.ipv4.ip_local_port_range="1024 65535"
 done
 ip link add "$VETH_A" netns "$NS_A" type veth peer name "$VETH_B" netns "$NS_B"
 ip -n "$NS_A" addr add "$IP_A/24" dev "$VETH_A"
@@ -315,7 +318,9 @@ tcpcrypt_down() { # system-name resumption: checks what was measured was encrypt
     read -r enc res pl < <(tcpcrypt_counters a) || true
     [[ $enc =~ ^[0-9]+$ && $res =~ ^[0-9]+$ && $pl =~ ^[0-9]+$ ]] || { enc=0 res=0 pl=0; }
     log "  $name: client daemon counted $enc encrypted ($res resumed), $pl plain"
-    CHECKS+=("$name round $round: client daemon $enc encrypted, $res resumed, $pl plain")
+    CK_ENC[$name]=$((${CK_ENC[$name]:-0} + enc))
+    CK_RES[$name]=$((${CK_RES[$name]:-0} + res))
+    CK_PL[$name]=$((${CK_PL[$name]:-0} + pl))
     # Every measured connection should be encrypted; a few fallbacks (under 1%) are reported
     # (here and in the document) but do not void the run.
     if [ "$enc" -eq 0 ] || [ $((pl * 100)) -gt "$enc" ] \
@@ -446,7 +451,7 @@ wg_up() {
 # ---------------------------------------------------------------------------------------------
 # Measurements: each appends one record to $RAW.
 BAD_RUN=""
-CHECKS=()
+declare -A CK_ENC=() CK_RES=() CK_PL=()
 WRK_RETRIES=()
 load() { # system test-args...
     local system=$1 pids out target=$TARGET
@@ -488,9 +493,10 @@ bulk_tests() { # system
     load "$1" bulk --streams 1 --seconds "$BULK_SECS"
     load "$1" bulk --streams 4 --seconds "$BULK_SECS"
 }
-conn_tests() { # system
+rate_test() { # system
     load "$1" rate --concurrency "$CONCURRENCY" --seconds "$RATE_SECS"
-    http_rate "$1"
+}
+latency_test() { # system
     load "$1" latency --count "$LAT_COUNT"
 }
 # The same connection rate with standard tools: wrk (2 threads, the same number of
@@ -590,7 +596,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
             log "    A time-wait sample: $(in_a ss -Htan state time-wait | head -n 3 | tr -s ' ' | tr '\n' ';')"
             log "    A conntrack sample: $(in_a conntrack -L 2>/dev/null | head -n 2 | tr '\n' ';')"
         fi
-        all=(bulk_tests conn_tests wire_tests)
+        all=(bulk_tests rate_test http_rate latency_test wire_tests)
         case $system in
             plain) up=(plain_up) tests=("${all[@]}") down=(stop_sys) ;;
             tcpcrypt-aes128gcm)
@@ -600,29 +606,43 @@ for ((round = 1; round <= ROUNDS; round++)); do
                 up=(tcpcrypt_up "${system#tcpcrypt-}" false) tests=(bulk_tests)
                 down=(tcpcrypt_down "$system" false) ;;
             tcpcrypt-aes128gcm-resumed)
-                up=(tcpcrypt_up aes128gcm true) tests=(conn_tests idle_test)
+                # Idle first: right after the daemons start, before the connection-rate runs
+                # leave thousands of TIME_WAIT sockets on the client daemon's listener port.
+                up=(tcpcrypt_up aes128gcm true) tests=(idle_test rate_test http_rate latency_test)
                 down=(tcpcrypt_down "$system" true) ;;
             stunnel) up=(stunnel_up no) tests=("${all[@]}") down=(stop_sys) ;;
-            stunnel-resumed) up=(stunnel_up yes) tests=(conn_tests) down=(stop_sys) ;;
+            stunnel-resumed) up=(stunnel_up yes) tests=(rate_test http_rate latency_test) down=(stop_sys) ;;
             wireguard-go) up=(wg_up) tests=("${all[@]}") down=(stop_sys) ;;
         esac
-        if "${up[@]}"; then
-            for t in "${tests[@]}"; do "$t" "$system"; done
-            "${down[@]}"
-        else
-            # Recorded as a failed measurement; the run goes on with the next system.
-            log "  $system: did not start; its logs are kept"
-            stop_sys
-            FAILED=$((FAILED + 1))
-            printf '{"round":%d,"system":"%s","test":"setup","error":"did not start (see the logs)"}\n' \
-                "$round" "$system" >>"$tmp/run.jsonl"
-        fi
-        commit_run
+        # tcpcrypt: a fresh daemon pair (on fresh listener ports) for each measurement. The
+        # client daemon's REDIRECT listener closes first, so every proxied connection leaves a
+        # TIME_WAIT socket (127.0.0.1:listener, client:port) that a later connection from the
+        # same client port collides with whatever its destination (resets, "no pre-connected
+        # socket"); a connection-rate run leaves thousands. Fresh daemons keep one
+        # measurement's leftovers from failing the next one's connections. See docs/performance.md.
+        units=("${tests[@]}")
+        [[ $system == tcpcrypt-* ]] || units=("${tests[*]}")
+        for unit in "${units[@]}"; do
+            if "${up[@]}"; then
+                for t in $unit; do "$t" "$system"; done
+                "${down[@]}"
+            else
+                # Recorded as a failed measurement; the run goes on.
+                log "  $system: did not start; its logs are kept"
+                stop_sys
+                FAILED=$((FAILED + 1))
+                printf '{"round":%d,"system":"%s","test":"setup","error":"did not start (see the logs)"}\n' \
+                    "$round" "$system" >>"$tmp/run.jsonl"
+            fi
+            commit_run
+        done
     done
 done
 meta "load average at end" "$(cut -d' ' -f1-3 /proc/loadavg)"
 meta "measuring time" "$(((SECONDS - started) / 60)) min $(((SECONDS - started) % 60)) s"
-meta "tcpcrypt checks" "$(IFS=';'; echo "${CHECKS[*]}")"
+for name in "${!CK_ENC[@]}"; do
+    meta "tcpcrypt check: $name" "the client daemons counted ${CK_ENC[$name]} encrypted connections (${CK_RES[$name]} resumed) and ${CK_PL[$name]} plain over all rounds"
+done
 ((${#WRK_RETRIES[@]} == 0)) || meta "wrk runs that failed to start" "$(IFS=';'; echo "${WRK_RETRIES[*]}")"
 
 mkdir -p "$(dirname "$OUT")"
