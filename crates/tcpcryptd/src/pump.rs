@@ -37,7 +37,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tcpcrypt_proto::consts::{FRAME_HEADER_LEN, MAX_FRAME_DATA, MAX_FRAME_LEN, MAX_SEND_BUFFER};
+use tcpcrypt_proto::consts::{
+    FRAME_HEADER_LEN, FRAME_OVERHEAD, MAX_FRAME_DATA, MAX_FRAME_LEN, MAX_SEND_BUFFER,
+};
 use tcpcrypt_proto::session::{Event, Peek, Session};
 use tcpcrypt_proto::wire::frame::FrameHeader;
 use tokio::io::{AsyncWriteExt, BufReader};
@@ -435,16 +437,30 @@ impl Pump<'_> {
         }
     }
 
+    /// Bytes of application data the session's send buffer may still take: all of it but the
+    /// largest frame and its overhead. That much stays free for frames the session seals on
+    /// its own (rekey answers, RFC 8548 §3.8), so our data never fills the buffer: with a full
+    /// send buffer the session takes no more ciphertext, and with both directions busy the two
+    /// pumps would each wait for the other to read, forever.
+    fn app_room(&self) -> usize {
+        (MAX_SEND_BUFFER - MAX_FRAME_LEN - FRAME_OVERHEAD)
+            .saturating_sub(self.session.peek_ciphertext().len())
+    }
+
     /// Reads application bytes straight into the session's send window and seals them there
     /// as one frame (RFC 8548 §3.6), at once.
     fn read_app(&mut self) -> Result<bool, PumpError> {
         if !self.app_readable || self.app_eof {
             return Ok(false);
         }
-        let mut window = self.session.send_buffer_up_to(self.app_window)?;
+        let room = self.app_room();
+        if room < MIN_WINDOW {
+            // The network must take some first.
+            return Ok(false);
+        }
+        let mut window = self.session.send_buffer_up_to(self.app_window.min(room))?;
         let len = window.len();
         if len == 0 {
-            // The send buffer is full: the network must take some first.
             return Ok(false);
         }
         match self.app.try_read(&mut window) {
@@ -607,7 +623,7 @@ impl Pump<'_> {
     /// Waits for a socket to become ready, the session's deadline, or the idle release.
     async fn wait(&mut self) -> Result<(), PumpError> {
         let want_net_read = !self.net_eof && !self.net_readable && self.net_in.could_read();
-        let send_room = self.session.peek_ciphertext().len() + MAX_FRAME_LEN <= MAX_SEND_BUFFER;
+        let send_room = self.app_room() >= MIN_WINDOW;
         let want_app_read = !self.app_eof && self.init_done && !self.app_readable && send_room;
         let want_net_write = !self.session.peek_ciphertext().is_empty();
         let want_app_write =

@@ -3,7 +3,9 @@
 //! socket, frames cut by buffer ends, partial writes), writes of 1 byte to 300 KiB, and pauses
 //! longer than the idle release (`tcpcryptd::pump::IDLE_RELEASE`) so buffers are given back
 //! and allocated again mid-connection. Every byte must come back in order, and the clean end
-//! of stream must follow.
+//! of stream must follow. Full-duplex bulk (both applications write and read at once) must
+//! complete: a pump whose own data filled the session's send buffer stopped taking ciphertext,
+//! and the two daemons then waited for each other forever.
 
 mod common;
 
@@ -116,4 +118,50 @@ fn a_connection_idle_past_the_release_goes_on_both_ways() {
         exchange(&mut s, &stream(1 + round as usize * 100_000, round));
     }
     finish(s);
+}
+
+/// Sends `data` on a clone of `s` while reading `expect` from `s` (full duplex); returns what
+/// was read, up to the peer's end of stream.
+fn full_duplex(s: &std::net::TcpStream, data: Vec<u8>, expect: usize) -> Vec<u8> {
+    let mut writer = s.try_clone().unwrap();
+    let write = std::thread::spawn(move || {
+        for chunk in data.chunks(256 * 1024) {
+            writer.write_all(chunk).expect("write");
+        }
+        writer.shutdown(Shutdown::Write).expect("half-close");
+    });
+    let mut reader = s.try_clone().unwrap();
+    let mut got = Vec::with_capacity(expect);
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("read after {} bytes: {e}", got.len()),
+        }
+    }
+    write.join().expect("writer");
+    got
+}
+
+#[test]
+fn full_duplex_bulk_both_ways_at_once_completes() {
+    const EACH_WAY: usize = 32 * 1024 * 1024;
+    let net = Net::new();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    net.service(PORT, move |conn| {
+        conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let got = full_duplex(&conn, stream(EACH_WAY, 11), EACH_WAY);
+        let _ = tx.lock().unwrap().send(got);
+    });
+    let (_da, ca) = net.daemon(&net.a, "a");
+    let (_db, _cb) = net.daemon(&net.b, "b");
+    let s = net.connect(addr('b', false, PORT)).expect("connect");
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    wait_encrypted(&ca, s.local_addr().unwrap());
+    let got = full_duplex(&s, stream(EACH_WAY, 12), EACH_WAY);
+    assert!(got == stream(EACH_WAY, 11), "B's stream arrived intact");
+    let served = rx.recv_timeout(TIMEOUT).expect("the service finished");
+    assert!(served == stream(EACH_WAY, 12), "A's stream arrived intact");
 }
