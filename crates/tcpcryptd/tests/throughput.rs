@@ -9,7 +9,9 @@
 //! ```
 //!
 //! With `TCPCRYPTD_PERF=<file>` set, `perf record -g` profiles both daemons during the
-//! encrypted bulk runs and writes `<file>` (read it with `perf report -i <file>`).
+//! encrypted bulk runs and writes `<file>` (read it with `perf report -i <file>`); with a
+//! file name ending in `.stat`, `perf stat` counts their system calls and context switches
+//! instead.
 //!
 //! What it does assert is correctness: every stream's byte count arrives intact, and the
 //! measured daemon runs are encrypted.
@@ -25,6 +27,10 @@ use common::hosts::{addr, sessions, wait_encrypted, Net, TIMEOUT};
 
 const SINK: u16 = 8091;
 const IDLE: u16 = 8092;
+/// The system calls of the data path, for `perf stat` (see the module doc).
+const SYSCALLS: &str = "syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendto,\
+syscalls:sys_enter_writev,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,\
+context-switches,task-clock";
 /// Bytes per stream.
 const PER_STREAM: usize = 512 * 1024 * 1024;
 const WRITE: usize = 256 * 1024;
@@ -148,8 +154,15 @@ fn data_path_numbers() {
     drop(probe);
     let perf = std::env::var("TCPCRYPTD_PERF").ok().map(|file| {
         let pids = format!("{},{}", da.0.id(), db.0.id());
+        // `<file>.stat`: system calls counted instead of a profile.
+        let args: Vec<&str> = if file.ends_with(".stat") {
+            vec!["stat", "-e", SYSCALLS]
+        } else {
+            vec!["record", "-g"]
+        };
         let child = std::process::Command::new("perf")
-            .args(["record", "-g", "-o", &file, "-p", &pids])
+            .args(&args)
+            .args(["-o", &file, "-p", &pids])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -236,4 +249,93 @@ fn data_path_numbers() {
         rss_kib(db.0.id()),
     );
     drop(conns);
+}
+
+/// Connections per second of `threads` clients, each making `per_thread` sequential
+/// connections (connect, 32-byte request, echoed reply, close) to B's echo service.
+fn rate(net: &Net, threads: usize, per_thread: usize) -> f64 {
+    let dst = addr('b', false, common::hosts::PORT);
+    let took = net
+        .a
+        .run(move || {
+            let t0 = Instant::now();
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    std::thread::spawn(move || {
+                        for _ in 0..per_thread {
+                            let mut s = TcpStream::connect_timeout(&dst, TIMEOUT).expect("connect");
+                            s.set_read_timeout(Some(TIMEOUT)).unwrap();
+                            s.set_nodelay(true).unwrap();
+                            s.write_all(&[0x5a; 32]).unwrap();
+                            let mut reply = [0u8; 32];
+                            s.read_exact(&mut reply).expect("the echo");
+                            assert_eq!(reply, [0x5a; 32]);
+                        }
+                    })
+                })
+                .collect();
+            for w in workers {
+                w.join().expect("client");
+            }
+            t0.elapsed()
+        })
+        .unwrap();
+    (threads * per_thread) as f64 / took.as_secs_f64()
+}
+
+#[test]
+#[ignore = "a measurement run by hand (see the module doc)"]
+fn connection_rate_numbers() {
+    const THREADS: usize = 4;
+    const PER_THREAD: usize = 400;
+    let net = Net::new();
+    net.echo_service();
+    let plain = rate(&net, THREADS, PER_THREAD);
+    eprintln!("connections/s: plain {plain:.0}");
+    for (label, args) in [
+        ("fresh", &["--resumption", "false"][..]),
+        ("resumed", &[][..]),
+    ] {
+        let (mut da, ca) = net.daemon_with(&net.a, "a", args);
+        let (mut db, _) = net.daemon_with(&net.b, "b", args);
+        let s = net
+            .connect(addr('b', false, common::hosts::PORT))
+            .expect("connect");
+        wait_encrypted(&ca, s.local_addr().unwrap());
+        drop(s);
+        let perf = std::env::var("TCPCRYPTD_PERF").ok().map(|file| {
+            let pids = format!("{},{}", da.0.id(), db.0.id());
+            let child = std::process::Command::new("perf")
+                .args([
+                    "record",
+                    "-g",
+                    "-o",
+                    &format!("{file}.{label}"),
+                    "-p",
+                    &pids,
+                ])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("start perf");
+            std::thread::sleep(Duration::from_millis(500));
+            child
+        });
+        let cpu0 = cpu_ticks(da.0.id()) + cpu_ticks(db.0.id());
+        let r = rate(&net, THREADS, PER_THREAD);
+        let cpu = cpu_ticks(da.0.id()) + cpu_ticks(db.0.id()) - cpu0;
+        if let Some(mut child) = perf {
+            common::sh(&["kill", "-INT", &child.id().to_string()]);
+            let _ = child.wait();
+        }
+        let rows = sessions(&ca);
+        eprintln!(
+            "connections/s: tcpcrypt {label} {r:.0} ({:.0}% of plain); CPU of both daemons {:.2} ms per connection; rows left on A {}",
+            r / plain * 100.0,
+            cpu as f64 * 10.0 / (THREADS * PER_THREAD) as f64,
+            rows.len()
+        );
+        assert!(da.signal_and_wait("TERM").success());
+        assert!(db.signal_and_wait("TERM").success());
+    }
 }
