@@ -516,26 +516,9 @@ http_rate() { # system
         log "  $1: wrk (attempt $try): $(tail -n 1 <<<"$out")"
         WRK_RETRIES+=("$1 round $round: $(tail -n 1 <<<"$out")")
     done
-    printf '%s' "$out" | python3 -c "$WRK_PARSER" "$1" "$round" >>"$tmp/run.jsonl" \
+    printf '%s' "$out" | "$LOAD" wrk-record --system "$1" --round "$round" >>"$tmp/run.jsonl" \
         || { FAILED=$((FAILED + 1)); log "  $1: wrk failed: $(printf '%s' "$out" | tail -n 2)"; }
 }
-WRK_PARSER='
-import json, re, sys
-system, rnd = sys.argv[1], int(sys.argv[2])
-text = sys.stdin.read()
-r = {"round": rnd, "system": system, "test": "rate_http"}
-m = re.search(r"(\d+) requests in ([\d.]+)(m?s)", text)
-rps = re.search(r"Requests/sec:\s*([\d.]+)", text)
-if not (m and rps):
-    r["error"] = "wrk: " + " ".join(text.split())[:300]
-    print(json.dumps(r))
-    sys.exit(1)
-errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", text))
-errors += sum(int(x) for x in re.findall(r"Non-2xx or 3xx responses: (\d+)", text))
-r.update(conns=int(m.group(1)), errors=errors, conns_per_sec=float(rps.group(1)),
-         seconds=float(m.group(2)) / (1000 if m.group(3) == "ms" else 1))
-print(json.dumps(r))
-'
 
 idle_test() { # system
     load "$1" idle --count "$IDLE_COUNT"

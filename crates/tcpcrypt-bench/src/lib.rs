@@ -15,3 +15,4 @@ pub mod protocol;
 pub mod record;
 pub mod report;
 pub mod server;
+pub mod wrk;

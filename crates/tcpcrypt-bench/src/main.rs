@@ -93,6 +93,13 @@ enum Cmd {
         #[arg(long, default_value_t = 2.0)]
         settle_secs: f64,
     },
+    /// Turn wrk's output (stdin) into a record (test "rate_http"); exits 1 when wrk gave up.
+    WrkRecord {
+        #[arg(long)]
+        system: String,
+        #[arg(long, default_value_t = 1)]
+        round: u32,
+    },
     /// Render docs/performance.{json,md,svg}.
     Report {
         /// Records, one JSON line each (from the client modes).
@@ -313,7 +320,9 @@ fn run_client(cmd: Cmd) -> (Record, anyhow::Result<()>) {
             })();
             (r, res)
         }
-        Cmd::Serve { .. } | Cmd::Report { .. } => unreachable!("not a client mode"),
+        Cmd::Serve { .. } | Cmd::Report { .. } | Cmd::WrkRecord { .. } => {
+            unreachable!("not a client mode")
+        }
     }
 }
 
@@ -380,6 +389,23 @@ fn main() -> std::process::ExitCode {
                 return std::process::ExitCode::FAILURE;
             }
             std::process::ExitCode::SUCCESS
+        }
+        Cmd::WrkRecord { system, round } => {
+            let mut out = String::new();
+            if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut out) {
+                eprintln!("tcpcrypt-load wrk-record: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+            let r = tcpcrypt_bench::wrk::record(&out, &system, round);
+            println!(
+                "{}",
+                serde_json::to_string(&r).expect("a record serializes")
+            );
+            if r.error.is_some() {
+                std::process::ExitCode::FAILURE
+            } else {
+                std::process::ExitCode::SUCCESS
+            }
         }
         Cmd::Report {
             records,
