@@ -58,11 +58,15 @@ if ((soak)); then
     run -p tcpcryptd --test soak -- --ignored --nocapture
 fi
 
+commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+    commit="$commit with uncommitted changes"
+fi
 machine="$(uname -sr), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
 cargo run -q -p tcpcrypt-netsim --bin robustness-report -- \
     --input "$rows" --output docs/robustness.md \
     --mode "$mode" --machine "$machine" \
     --date "$(date -u '+%Y-%m-%d %H:%M UTC')" \
-    --command "scripts/robustness.sh${*:+ $*}" || status=1
+    --command "scripts/robustness.sh${*:+ $*}" --commit "commit $commit" || status=1
 echo "robustness.sh: docs/robustness.md written ($(grep -c '^| ' docs/robustness.md || true) table lines)" >&2
 exit $status

@@ -278,6 +278,9 @@ pub struct Meta {
     pub machine: String,
     /// The command that produced the document.
     pub command: String,
+    /// The source tree the tests ran on (`git describe`-like: a commit, and whether the tree
+    /// had uncommitted changes).
+    pub commit: String,
 }
 
 /// Escapes a table cell (pipes and newlines would break the Markdown table).
@@ -317,6 +320,9 @@ pub fn render(rows: &[Row], meta: &Meta) -> String {
     let _ = writeln!(s, "- mode: {}", meta.mode);
     let _ = writeln!(s, "- machine: {}", meta.machine);
     let _ = writeln!(s, "- command: `{}`", meta.command);
+    if !meta.commit.is_empty() {
+        let _ = writeln!(s, "- source: {}", meta.commit);
+    }
     let total = rows.len();
     let holding = rows.iter().filter(|r| r.holds()).count();
     let trials: u64 = rows.iter().map(|r| u64::from(r.trials)).sum();
@@ -470,9 +476,11 @@ mod tests {
             mode: "quick".into(),
             machine: "M".into(),
             command: "C".into(),
+            commit: "abc1234".into(),
         };
         let doc = render(&rows, &meta);
         assert!(doc.contains("- mode: quick"));
+        assert!(doc.contains("- source: abc1234"));
         assert!(doc.contains("| ok \\| pipe | completes | 2 | 2 | 1000 B | clean | yes |"));
         assert!(doc.contains("## fault"));
         assert!(doc.contains("| bad | completes | 2 | 1 | 1000 B | clean | **NO** |"));

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! robustness-report --input ROWS.jsonl --output docs/robustness.md \
-//!     --mode "long (...)" --machine "..." --date "..." --command "..."
+//!     --mode "long (...)" --machine "..." --date "..." --command "..." --commit "..."
 //! ```
 //!
 //! Exits 1 if any scenario did not hold (the document is still written, with the row marked).
@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use tcpcrypt_netsim::report::{read_rows, render, Meta};
 
 const USAGE: &str = "usage: robustness-report --input ROWS.jsonl --output FILE.md \
-[--mode TEXT] [--machine TEXT] [--date TEXT] [--command TEXT]";
+[--mode TEXT] [--machine TEXT] [--date TEXT] [--command TEXT] [--commit TEXT]";
 
 fn main() -> ExitCode {
     let mut input: Option<PathBuf> = None;
@@ -38,6 +38,7 @@ fn main() -> ExitCode {
             "--machine" => meta.machine = value,
             "--date" => meta.date = value,
             "--command" => meta.command = value,
+            "--commit" => meta.commit = value,
             _ => {
                 eprintln!("robustness-report: error: unknown argument {arg}\n{USAGE}");
                 return ExitCode::from(2);
