@@ -673,7 +673,7 @@ fn impairments_keep_transfers_complete_and_encrypted() {
         Scenario {
             name: "path cut for 3 s mid-transfer (shorter than TCP's timeout)",
             expected: "the transfer resumes and completes, SHA-256 matches, encrypted on both ends",
-            notes: "cut after half of one direction's bytes crossed",
+            notes: "the cut starts once a quarter of the trial's bytes (both directions) crossed",
             config: Config {
                 cut: Some(PathCut {
                     after_bytes: cut_after,
