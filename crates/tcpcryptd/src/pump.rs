@@ -10,7 +10,7 @@
 //!   place, and every sealed byte waiting (up to four frames) leaves in one write() from the
 //!   session's buffer ([`Session::peek_ciphertext`]). A small write becomes a frame at once
 //!   (no waiting to fill a frame; both sockets have `TCP_NODELAY`, so no Nagle delay either).
-//! * network → application: reads of up to [`NET_IN`] bytes into the pump's buffer; only whole
+//! * network → application: reads of up to `NET_IN` bytes into the pump's buffer; only whole
 //!   frames are opened there in place ([`Session::at_frame_boundary`] + the frame header),
 //!   a frame cut by the buffer's end is moved to the front and completed by the next read;
 //!   the plaintext of all frames opened goes to the application in one writev().
