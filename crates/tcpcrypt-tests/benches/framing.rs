@@ -5,7 +5,8 @@
 //! Ids: `framing/<AEAD>/<size>` (copying: write_plaintext, poll_ciphertext, handle_ciphertext,
 //! read_plaintext), `framing/<AEAD>/peek/<size>` (copying, but zero-copy reading) and
 //! `framing/<AEAD>/inplace/<size>` (zero-copy on both ends: the project's goal is framing at
-//! most 10% over bare seal + open at 16 KiB).
+//! most 10% over bare seal + open at 16 KiB); `framing/<AEAD>/daemon/262072` is tcpcryptd's
+//! pump pattern (four largest frames per write and per read, each opened in place).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -96,8 +97,64 @@ fn framing(c: &mut Criterion) {
                 });
             });
         }
+        daemon_pattern(&mut group, aead, name);
     }
     group.finish();
+}
+
+/// The tcpcryptd pump's pattern (`crates/tcpcryptd/src/pump.rs`), id
+/// `framing/<AEAD>/daemon/262072`: A seals four largest frames in place (`send_buffer_up_to` +
+/// `commit`) and takes them in one `peek_ciphertext`/`consume_ciphertext` (one write()); B gets
+/// them in one receive buffer (one read()) and opens each whole frame in place
+/// (`at_frame_boundary`, the frame header, `open_in_place`). Compare with 4 × the bare
+/// `aead/<AEAD>/seal/65518` + `open/65518`.
+fn daemon_pattern(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    aead: AeadId,
+    name: &str,
+) {
+    use tcpcrypt_proto::consts::{FRAME_HEADER_LEN, MAX_FRAME_DATA};
+    use tcpcrypt_proto::wire::frame::FrameHeader;
+    const FRAMES: usize = 4;
+    let config = SessionConfig {
+        aead_offer: vec![aead],
+        aead_preference: vec![aead],
+        ..SessionConfig::default()
+    };
+    let mut pair = Pair::fresh(TepId::TCPCRYPT_ECDHE_CURVE25519, config);
+    pair.drive();
+    let (a, b) = (&mut pair.a.session, &mut pair.b.session);
+    let size = FRAMES * MAX_FRAME_DATA;
+    let mut rx = vec![0u8; size + FRAMES * 64];
+    group.throughput(Throughput::Bytes(size as u64));
+    let id = BenchmarkId::new(format!("{name}/daemon"), size);
+    group.bench_function(id, |bench| {
+        bench.iter(|| {
+            for _ in 0..FRAMES {
+                let w = a.send_buffer_up_to(usize::MAX).expect("writable");
+                assert_eq!(w.len(), MAX_FRAME_DATA);
+                assert_eq!(w.commit(MAX_FRAME_DATA), Ok(MAX_FRAME_DATA));
+            }
+            let sealed = a.peek_ciphertext();
+            let len = sealed.len();
+            rx[..len].copy_from_slice(sealed);
+            let _ = a.consume_ciphertext(len);
+            let (mut at, mut got) = (0, 0);
+            while at < len {
+                assert!(b.at_frame_boundary());
+                let frame_len = FrameHeader::parse(&rx[at..at + FRAME_HEADER_LEN])
+                    .expect("header")
+                    .frame_len();
+                let opened = b
+                    .open_in_place(&mut rx[at..at + frame_len])
+                    .expect("authentic");
+                assert_eq!(opened.consumed, frame_len);
+                got += black_box(opened.data).len();
+                at += frame_len;
+            }
+            assert_eq!(got, size);
+        });
+    });
 }
 
 fn handshake(c: &mut Criterion) {
