@@ -145,6 +145,8 @@ impl Bench {
                             break End::of(&e);
                         }
                     }
+                    // EINTR (a signal reached this thread): retry, as read_to_end does.
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
                     Err(e) => break End::of(&e),
                 }
             };
@@ -328,6 +330,8 @@ fn trial(bench: &Bench, config: Config, v6: bool, len: usize, seed: u64) -> Tria
                         hasher.update(&buf[..n]);
                         t.a_received += n;
                     }
+                    // EINTR (a signal reached this thread): retry, as read_to_end does.
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
                     Err(e) => break End::of(&e),
                 }
             };
