@@ -656,13 +656,21 @@ async fn take_connection(
                 local: canonical(peer),
                 remote: canonical(orig),
             };
-            lock(&shared.upstreams).remove(&key).map(|(net, _, slot)| {
+            let mut upstreams = lock(&shared.upstreams);
+            let found = match upstreams.remove_entry(&key) {
+                Some(entry) => Some(entry),
+                None => remapped_upstream(&mut upstreams, key),
+            };
+            drop(upstreams);
+            found.map(|(app_key, (net, _, slot))| {
                 let net_key = stream_key(&net);
+                // The application's own address (as its SYN had it), even if NAT remapped it.
+                let app_addr = SocketAddr::new(peer.ip(), app_key.local.port());
                 Pair {
                     app: accepted,
                     net,
                     key: net_key,
-                    view: (peer, orig),
+                    view: (app_addr, orig),
                     _slot: slot,
                 }
             })
@@ -693,6 +701,32 @@ async fn take_connection(
     };
     serve_pair(shared, pair, direction).await;
     Ok(())
+}
+
+/// The pre-connected upstream of an application connection whose source port the REDIRECT NAT
+/// changed: when its post-NAT tuple (port → the loopback listener) clashes with a lingering
+/// conntrack entry of an earlier connection from the same port to another destination, NAT
+/// gives it another source port, so the accepted socket's peer no longer names its upstream.
+/// Its upstream was pre-connected before its SYN was let go and is still waiting: the one
+/// waiting for this destination from this address. With several waiting it is ambiguous and
+/// none is taken (the connection is reset, as without this lookup).
+fn remapped_upstream(
+    upstreams: &mut HashMap<ConnKey, (TcpStream, Instant, Slot)>,
+    key: ConnKey,
+) -> Option<(ConnKey, (TcpStream, Instant, Slot))> {
+    let mut candidates = upstreams
+        .keys()
+        .filter(|k| k.remote == key.remote && k.local.ip() == key.local.ip());
+    let only = *candidates.next()?;
+    if candidates.next().is_some() {
+        return None;
+    }
+    debug!(
+        "{}: source port remapped by NAT (was {}); taking its upstream",
+        key.local,
+        only.local.port()
+    );
+    upstreams.remove_entry(&only)
 }
 
 fn canonical(a: SocketAddr) -> SocketAddr {
