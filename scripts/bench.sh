@@ -192,8 +192,10 @@ for ns in "$NS_A" "$NS_B"; do
     # The same for every system: deep accept queues for the connection-rate runs; TIME_WAIT
     # reuse stays the kernel's default (the servers close first, so TIME_WAIT is on B's side).
     # The client's port range is widened (equally for every system), as load generators do.
+    # Reserved from it: the daemons' listener ports, the servers' ports, WireGuard's.
     ip netns exec "$ns" sysctl -q -w net.core.somaxconn=8192 net.ipv4.tcp_max_syn_backlog=8192 \
-        net.ipv4.ip_local_port_range="1024 65535"
+        net.ipv4.ip_local_port_range="1024 65535" \
+        net.ipv4.ip_local_reserved_ports="4750-4999,5300-5310,6000-6399,7000-7399,51820"
 done
 ip link add "$VETH_A" netns "$NS_A" type veth peer name "$VETH_B" netns "$NS_B"
 ip -n "$NS_A" addr add "$IP_A/24" dev "$VETH_A"

@@ -8,6 +8,7 @@
 //! line; [`report`] turns the records of all rounds into medians, ratios and target verdicts.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod client;
 pub mod procfs;

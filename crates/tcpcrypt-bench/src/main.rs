@@ -22,7 +22,7 @@ use clap::{Args, Parser, Subcommand};
 use tcpcrypt_bench::client::{self, Amount};
 use tcpcrypt_bench::procfs;
 use tcpcrypt_bench::protocol::MESSAGE_LEN;
-use tcpcrypt_bench::record::{percentile, Record};
+use tcpcrypt_bench::record::{percentile, Record, TCP_FRAME_HEADERS};
 use tcpcrypt_bench::report::Results;
 
 #[derive(Parser)]
@@ -155,14 +155,14 @@ impl Common {
 /// CPU and interface counters around a measurement.
 struct Sample {
     cpu: Vec<f64>,
-    wire: Option<(u64, u64)>,
+    wire: Option<procfs::IfaceCounters>,
 }
 
 impl Sample {
     fn take(c: &Common) -> anyhow::Result<Self> {
         Ok(Self {
             cpu: procfs::cpu_of(&c.pids)?,
-            wire: c.iface.as_deref().map(procfs::iface_bytes).transpose()?,
+            wire: c.iface.as_deref().map(procfs::iface_counters).transpose()?,
         })
     }
 
@@ -170,14 +170,19 @@ impl Sample {
     fn finish(self, c: &Common, r: &mut Record, app_bytes: u64) -> anyhow::Result<()> {
         let now = Self::take(c)?;
         r.proc_cpu_secs = now.cpu.iter().zip(&self.cpu).map(|(b, a)| b - a).collect();
-        if let (Some((tx0, rx0)), Some((tx1, rx1))) = (self.wire, now.wire) {
-            let (tx, total) = (tx1 - tx0, tx1 - tx0 + rx1 - rx0);
+        if let (Some(a), Some(b)) = (self.wire, now.wire) {
+            let tx = b.tx_bytes - a.tx_bytes;
+            let total = tx + b.rx_bytes - a.rx_bytes;
+            let packets = b.tx_packets - a.tx_packets;
             let app = app_bytes.max(1) as f64;
             r.wire_bytes = Some(total);
             r.wire_tx_bytes = Some(tx);
+            r.wire_tx_packets = Some(packets);
             r.app_bytes = Some(app_bytes);
             r.wire_per_app = Some(total as f64 / app);
             r.wire_tx_per_app = Some(tx as f64 / app);
+            r.wire_tx_payload_per_app =
+                Some(tx.saturating_sub(packets * TCP_FRAME_HEADERS) as f64 / app);
         }
         Ok(())
     }

@@ -42,16 +42,31 @@ pub fn parse_rss_kib(status: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Bytes sent and bytes received so far on interface `iface`.
+/// An interface's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IfaceCounters {
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Frames sent.
+    pub tx_packets: u64,
+}
+
+/// The counters of interface `iface` so far.
 ///
 /// # Errors
 /// No such interface in this network namespace.
-pub fn iface_bytes(iface: &str) -> anyhow::Result<(u64, u64)> {
+pub fn iface_counters(iface: &str) -> anyhow::Result<IfaceCounters> {
     let dir = Path::new("/sys/class/net").join(iface).join("statistics");
     let read = |name: &str| -> anyhow::Result<u64> {
         Ok(std::fs::read_to_string(dir.join(name))?.trim().parse()?)
     };
-    Ok((read("tx_bytes")?, read("rx_bytes")?))
+    Ok(IfaceCounters {
+        tx_bytes: read("tx_bytes")?,
+        rx_bytes: read("rx_bytes")?,
+        tx_packets: read("tx_packets")?,
+    })
 }
 
 /// CPU seconds of several processes, sampled together.
@@ -85,6 +100,8 @@ mod tests {
         let me = std::process::id();
         assert!(rss_kib(me).unwrap() > 0);
         assert!(cpu_seconds(me).unwrap() >= 0.0);
-        assert!(iface_bytes("no-such-interface-x").is_err());
+        assert!(iface_counters("no-such-interface-x").is_err());
+        // Every namespace has a loopback.
+        assert!(iface_counters("lo").is_ok());
     }
 }

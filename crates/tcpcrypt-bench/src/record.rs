@@ -61,6 +61,14 @@ pub struct Record {
     /// wire_tx_bytes / app_bytes: for bulk, the data direction alone (no acknowledgements).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wire_tx_per_app: Option<f64>,
+    /// Frames the client sent during the measurement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire_tx_packets: Option<u64>,
+    /// TCP payload the client sent per application byte: (wire_tx_bytes - wire_tx_packets ×
+    /// [`TCP_FRAME_HEADERS`]) / app_bytes. Exact for a TCP connection whatever the segment
+    /// sizes; meaningless for a UDP tunnel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire_tx_payload_per_app: Option<f64>,
     /// RSS of each process (KiB) before the idle connections were opened.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rss_before_kib: Vec<u64>,
@@ -74,6 +82,10 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
+
+/// Header bytes of one TCP frame on the veth: Ethernet 14, IPv4 20, TCP 20 + 12 of the
+/// timestamp option (every segment but the SYNs carries it, Linux's default).
+pub const TCP_FRAME_HEADERS: u64 = 14 + 20 + 20 + 12;
 
 /// The value at percentile `p` (0-100) of `sorted` (nearest rank; `None` when empty).
 pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
