@@ -1127,7 +1127,7 @@ mod tests {
         );
         assert!(md.contains("--aeads aes128gcm"));
         assert!(
-            md.contains("| tcpcrypt AES-128-GCM | 1.0010 | +0.10% | 1.0511 | +0.10% | 1.0700 | -0.93% | - | - |"),
+            md.contains("| tcpcrypt AES-128-GCM | 1.0010 | +0.10% | 1.0511 | +0.10% | 1.0700 | -0.93% | - |  |"),
             "{md}"
         );
         let svg = r.svg();
