@@ -584,11 +584,15 @@ fn ending(s: &mut TcpStream) -> &'static str {
         match s.read(&mut buf) {
             Ok(0) => return "clean EOF",
             Ok(_) => continue,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) if e.kind() == ErrorKind::ConnectionReset => return "reset",
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 return "nothing within the timeout"
             }
-            Err(_) => return "another error",
+            Err(e) => {
+                eprintln!("raw peer: unexpected error {e:?}");
+                return "another error";
+            }
         }
     }
 }
