@@ -22,7 +22,7 @@ use clap::{Args, Parser, Subcommand};
 use tcpcrypt_bench::client::{self, Amount};
 use tcpcrypt_bench::procfs;
 use tcpcrypt_bench::protocol::MESSAGE_LEN;
-use tcpcrypt_bench::record::{percentile, Record, TCP_FRAME_HEADERS};
+use tcpcrypt_bench::record::{percentile, Record, TCP_FRAME_HEADERS, TCP_MSS};
 use tcpcrypt_bench::report::Results;
 
 #[derive(Parser)]
@@ -155,14 +155,18 @@ impl Common {
 /// CPU and interface counters around a measurement.
 struct Sample {
     cpu: Vec<f64>,
-    wire: Option<procfs::IfaceCounters>,
+    wire: Option<(procfs::IfaceCounters, u64)>,
 }
 
 impl Sample {
     fn take(c: &Common) -> anyhow::Result<Self> {
         Ok(Self {
             cpu: procfs::cpu_of(&c.pids)?,
-            wire: c.iface.as_deref().map(procfs::iface_counters).transpose()?,
+            wire: c
+                .iface
+                .as_deref()
+                .map(|i| anyhow::Ok((procfs::iface_counters(i)?, procfs::tcp_retrans_segs()?)))
+                .transpose()?,
         })
     }
 
@@ -170,7 +174,7 @@ impl Sample {
     fn finish(self, c: &Common, r: &mut Record, app_bytes: u64) -> anyhow::Result<()> {
         let now = Self::take(c)?;
         r.proc_cpu_secs = now.cpu.iter().zip(&self.cpu).map(|(b, a)| b - a).collect();
-        if let (Some(a), Some(b)) = (self.wire, now.wire) {
+        if let (Some((a, retrans_a)), Some((b, retrans_b))) = (self.wire, now.wire) {
             let tx = b.tx_bytes - a.tx_bytes;
             let total = tx + b.rx_bytes - a.rx_bytes;
             let packets = b.tx_packets - a.tx_packets;
@@ -181,8 +185,11 @@ impl Sample {
             r.app_bytes = Some(app_bytes);
             r.wire_per_app = Some(total as f64 / app);
             r.wire_tx_per_app = Some(tx as f64 / app);
-            r.wire_tx_payload_per_app =
-                Some(tx.saturating_sub(packets * TCP_FRAME_HEADERS) as f64 / app);
+            let retrans = retrans_b - retrans_a;
+            r.wire_tx_retrans = Some(retrans);
+            r.wire_tx_payload_per_app = Some(
+                tx.saturating_sub(packets * TCP_FRAME_HEADERS + retrans * TCP_MSS) as f64 / app,
+            );
         }
         Ok(())
     }

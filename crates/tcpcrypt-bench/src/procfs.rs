@@ -69,6 +69,25 @@ pub fn iface_counters(iface: &str) -> anyhow::Result<IfaceCounters> {
     })
 }
 
+/// TCP segments retransmitted so far in this network namespace (`RetransSegs` of
+/// /proc/net/snmp).
+///
+/// # Errors
+/// The file is missing or malformed.
+pub fn tcp_retrans_segs() -> anyhow::Result<u64> {
+    parse_retrans_segs(&std::fs::read_to_string("/proc/net/snmp")?)
+        .ok_or_else(|| anyhow::anyhow!("no Tcp RetransSegs in /proc/net/snmp"))
+}
+
+/// `RetransSegs` of a /proc/net/snmp text: the "Tcp:" header line names the fields of the
+/// "Tcp:" line after it.
+pub fn parse_retrans_segs(snmp: &str) -> Option<u64> {
+    let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
+    let (names, values) = (tcp.next()?, tcp.next()?);
+    let i = names.split_whitespace().position(|n| n == "RetransSegs")?;
+    values.split_whitespace().nth(i)?.parse().ok()
+}
+
 /// CPU seconds of several processes, sampled together.
 ///
 /// # Errors
@@ -86,6 +105,15 @@ mod tests {
         let line = "1234 (tokio (x) y) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 3 0";
         assert_eq!(parse_cpu_seconds(line), Some(3.25));
         assert_eq!(parse_cpu_seconds("garbage"), None);
+    }
+
+    #[test]
+    fn retransmitted_segments() {
+        let snmp = "Ip: Forwarding\nIp: 1\nTcp: RtoAlgorithm RtoMin OutSegs RetransSegs InErrs\n\
+                    Tcp: 1 200 2541545 59 0\nUdp: InDatagrams\nUdp: 5\n";
+        assert_eq!(parse_retrans_segs(snmp), Some(59));
+        assert_eq!(parse_retrans_segs("Tcp: RetransSegs\n"), None);
+        assert!(tcp_retrans_segs().is_ok());
     }
 
     #[test]

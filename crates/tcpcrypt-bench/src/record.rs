@@ -64,9 +64,13 @@ pub struct Record {
     /// Frames the client sent during the measurement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wire_tx_packets: Option<u64>,
-    /// TCP payload the client sent per application byte: (wire_tx_bytes - wire_tx_packets ×
-    /// [`TCP_FRAME_HEADERS`]) / app_bytes. Exact for a TCP connection whatever the segment
-    /// sizes; meaningless for a UDP tunnel.
+    /// TCP segments the client's namespace retransmitted during the measurement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire_tx_retrans: Option<u64>,
+    /// TCP payload the client sent per application byte, retransmissions left out:
+    /// (wire_tx_bytes - wire_tx_packets × [`TCP_FRAME_HEADERS`] - wire_tx_retrans ×
+    /// [`TCP_MSS`]) / app_bytes. Whatever the segment sizes, what the protocol adds (exact
+    /// but for retransmitted segments shorter than a full one); meaningless for a UDP tunnel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wire_tx_payload_per_app: Option<f64>,
     /// RSS of each process (KiB) before the idle connections were opened.
@@ -86,6 +90,9 @@ pub struct Record {
 /// Header bytes of one TCP frame on the veth: Ethernet 14, IPv4 20, TCP 20 + 12 of the
 /// timestamp option (every segment but the SYNs carries it, Linux's default).
 pub const TCP_FRAME_HEADERS: u64 = 14 + 20 + 20 + 12;
+
+/// Payload of a full TCP segment on the veth (MTU 1500 - IPv4 20 - TCP 20 - timestamps 12).
+pub const TCP_MSS: u64 = 1448;
 
 /// The value at percentile `p` (0-100) of `sorted` (nearest rank; `None` when empty).
 pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
