@@ -19,12 +19,14 @@
 # every exit path; the host's namespace is untouched.
 #
 # Debugging: BENCH_RUST_LOG=info (the daemons' log level; default warn), BENCH_DEBUG_SS=1
-# (socket and conntrack counts before each system); when anything failed, the logs are kept in
-# /tmp/tcpcrypt-bench-logs-PID.
+# (socket and conntrack counts before each system), BENCH_SHARED_DAEMONS=1 (one tcpcryptd pair
+# for all of a system's measurements instead of a fresh pair for each: shows the listener
+# TIME_WAIT collisions explained in docs/performance.md); when anything failed, the logs are
+# kept in /tmp/tcpcrypt-bench-logs-PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
 QUICK=""
 ROUNDS=""
 OUT=docs/performance
@@ -606,7 +608,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
         # socket"); a connection-rate run leaves thousands. Fresh daemons keep one
         # measurement's leftovers from failing the next one's connections. See docs/performance.md.
         units=("${tests[@]}")
-        [[ $system == tcpcrypt-* ]] || units=("${tests[*]}")
+        [[ $system == tcpcrypt-* && -z ${BENCH_SHARED_DAEMONS:-} ]] || units=("${tests[*]}")
         for unit in "${units[@]}"; do
             if "${up[@]}"; then
                 for t in $unit; do "$t" "$system"; done
