@@ -42,6 +42,17 @@ else
     mode="quick (as in ./scripts/test.sh: hostile-network transfers of 2 MiB each way, 512 KiB for negotiation and tampering, 2 trials per scenario)"
 fi
 
+# The source the tests are built from: the commit, and whether the tree differs from it.
+tree_state() {
+    local c
+    c="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    if [ -n "$(git status --porcelain --untracked-files=no -- . ':!docs/robustness.md' 2>/dev/null)" ]; then
+        c="$c with uncommitted changes"
+    fi
+    echo "$c"
+}
+start_commit="$(tree_state)"
+
 status=0
 run() {
     echo "robustness.sh: cargo test $*" >&2
@@ -58,9 +69,9 @@ if ((soak)); then
     run -p tcpcryptd --test soak -- --ignored --nocapture
 fi
 
-commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
-    commit="$commit with uncommitted changes"
+commit="$(tree_state)"
+if [ "$commit" != "$start_commit" ]; then
+    commit="$start_commit at the start, $commit at the end (the tree changed during the run)"
 fi
 machine="$(uname -sr), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
 cargo run -q -p tcpcrypt-netsim --bin robustness-report -- \
