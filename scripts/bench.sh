@@ -538,10 +538,10 @@ stunnel_setup
 wg_setup
 cat >"$CONF/tcpcryptd (both namespaces)" <<EOF
 tcpcryptd --control /tmp/DIR/tcpcryptd-{a,b}.sock --aeads AEAD --resumption BOOL
-# AEAD: aes128gcm, aes256gcm or chacha20poly1305 (one daemon pair per AEAD).
-# --resumption false for the bulk, fresh-rate and fresh-latency runs; true (the default) for
-# the resumed runs and the idle connections. --client-port/--server-port differ for each
-# daemon pair (4760+2k, 4761+2k; see tcpcrypt_up). Everything else is the default (client and
+# AEAD: aes128gcm, aes256gcm or chacha20poly1305.
+# --resumption false for the bulk, fresh-rate, fresh-latency and wire runs; true (the default)
+# for the resumed runs and the idle connections. A fresh daemon pair for each measurement, its
+# --client-port/--server-port 4760+2k/4761+2k for the k-th pair (see "How it was measured"). Everything else is the default (client and
 # server roles, the default TEP list, no port of the benchmark excluded), release build.
 EOF
 
