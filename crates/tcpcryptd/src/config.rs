@@ -25,6 +25,7 @@
 //! handshake_timeout_secs = 10
 //! connect_timeout_ms = 3000
 //! max_connections = 16384       # beyond it, new connections are left plain (fail-open)
+//! type2_cache_secs = 600        # remember a type-2 path (ENO stripped after the SYN); 0: off
 //! keylog = "/root/tcpcrypt-keys.log"  # DEBUG ONLY: session secrets (see below)
 //! rekey_after_bytes = 1048576   # DEBUG/TEST ONLY: rekey far earlier than the RFC limits
 //! [marks]
@@ -34,6 +35,7 @@
 //! reject = 0x8
 //! divert = 0x10
 //! tproxy = 0x20
+//! plain = 0x40
 //! ```
 //!
 //! `keylog` (flag `--keylog FILE`, else the environment variable `TCPCRYPT_KEYLOGFILE`, else
@@ -283,6 +285,9 @@ pub struct Marks {
     pub divert: u32,
     /// The mark TPROXY sets.
     pub tproxy: u32,
+    /// SO_MARK of the client proxy's plain retry sockets (ENO stripped after the SYN):
+    /// neither queued nor redirected, so they go direct without ENO.
+    pub plain: u32,
 }
 
 impl Default for Marks {
@@ -294,6 +299,7 @@ impl Default for Marks {
             reject: 0x8,
             divert: 0x10,
             tproxy: 0x20,
+            plain: 0x40,
         }
     }
 }
@@ -307,6 +313,7 @@ impl Marks {
             ("reject", self.reject),
             ("divert", self.divert),
             ("tproxy", self.tproxy),
+            ("plain", self.plain),
         ];
         for (i, (name, m)) in all.iter().enumerate() {
             if *m == 0 {
@@ -397,6 +404,10 @@ pub struct Config {
     /// Connections the daemon proxies at once (held SYNs, pre-connected sockets, pairs);
     /// beyond it new connections are not intercepted and stay plain TCP (fail-open).
     pub max_connections: usize,
+    /// How long a destination address stays cached as a type-2 path (RFC 8547 §9: ENO
+    /// stripped after the SYN), its new connections going direct without ENO; zero: off
+    /// ([`crate::type2_cache`]).
+    pub type2_cache_ttl: Duration,
     /// Debug mode (RFC 8547 §5): the key log file, if on.
     pub keylog: Option<PathBuf>,
     /// Debugging and tests only: rekey after this many ciphertext bytes per generation instead
@@ -510,7 +521,12 @@ pub struct Cli {
     /// Connections proxied at once; beyond it new ones stay plain (fail-open).
     #[arg(long)]
     pub max_connections: Option<usize>,
-    /// Packet marks as "upstream,service,redirect,reject,divert,tproxy" (hex or decimal).
+    /// Seconds a destination stays cached as a type-2 path (ENO stripped after the SYN): its
+    /// new connections go direct without ENO; 0 turns the cache off.
+    #[arg(long)]
+    pub type2_cache_secs: Option<u64>,
+    /// Packet marks as "upstream,service,redirect,reject,divert,tproxy[,plain]" (hex or
+    /// decimal).
     #[arg(long)]
     pub marks: Option<String>,
     /// DEBUG ONLY: append each encrypted connection's secret to FILE (created 0600), so that
@@ -548,6 +564,7 @@ struct FileConfig {
     handshake_timeout_secs: Option<u64>,
     connect_timeout_ms: Option<u64>,
     max_connections: Option<usize>,
+    type2_cache_secs: Option<u64>,
     marks: Option<Marks>,
     keylog: Option<PathBuf>,
     rekey_after_bytes: Option<u64>,
@@ -568,6 +585,8 @@ const DEFAULT_HANDSHAKE_TIMEOUT_SECS: u64 = 10;
 const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 3000;
 /// As many as the SYN path's flow table holds ([`crate::syn::Limits`]).
 const DEFAULT_MAX_CONNECTIONS: usize = 16384;
+/// Ten minutes.
+const DEFAULT_TYPE2_CACHE_SECS: u64 = 600;
 /// Longest chain suffix the rule sets use ("S_MPRE"); iptables allows 28 characters.
 const MAX_PREFIX_LEN: usize = 28 - 6;
 
@@ -685,6 +704,11 @@ impl Cli {
                 .max_connections
                 .or(f.max_connections)
                 .unwrap_or(DEFAULT_MAX_CONNECTIONS),
+            type2_cache_ttl: Duration::from_secs(
+                self.type2_cache_secs
+                    .or(f.type2_cache_secs)
+                    .unwrap_or(DEFAULT_TYPE2_CACHE_SECS),
+            ),
             keylog: self.keylog.clone().or(keylog_env).or(f.keylog),
             rekey_after_bytes: self.rekey_after_bytes.or(f.rekey_after_bytes),
         };
@@ -810,11 +834,15 @@ fn parse_names<T: Copy + PartialEq>(
 fn parse_marks(text: &str) -> Result<Marks, ConfigError> {
     let values: Result<Vec<u32>, String> = text.split(',').map(parse_u32).collect();
     let values = values.map_err(|r| invalid("marks", r))?;
-    let [upstream, service, redirect, reject, divert, tproxy] = values[..] else {
-        return Err(invalid(
-            "marks",
-            "six values: upstream,service,redirect,reject,divert,tproxy",
-        ));
+    let (upstream, service, redirect, reject, divert, tproxy, plain) = match values[..] {
+        [u, s, r, j, d, t] => (u, s, r, j, d, t, Marks::default().plain),
+        [u, s, r, j, d, t, p] => (u, s, r, j, d, t, p),
+        _ => {
+            return Err(invalid(
+                "marks",
+                "six or seven values: upstream,service,redirect,reject,divert,tproxy[,plain]",
+            ))
+        }
     };
     Ok(Marks {
         upstream,
@@ -823,6 +851,7 @@ fn parse_marks(text: &str) -> Result<Marks, ConfigError> {
         reject,
         divert,
         tproxy,
+        plain,
     })
 }
 
@@ -922,6 +951,9 @@ mod tests {
             (&["--marks", "1,2,4,8,16"], "marks"),
             (&["--marks", "1,3,4,8,16,32"], "marks"),
             (&["--marks", "0,2,4,8,16,32"], "marks"),
+            (&["--marks", "1,2,4,8,16,64"], "marks"),
+            (&["--marks", "1,2,4,8,16,32,1"], "marks"),
+            (&["--marks", "1,2,4,8,16,32,64,128"], "marks"),
             (&["--client", "false", "--server", "false"], "client/server"),
             (
                 &["--client-port", "5", "--server-port", "5"],

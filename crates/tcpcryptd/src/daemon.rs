@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use tcpcrypt_control::{Direction, SessionState};
 use tcpcrypt_crypto::OsRng;
 use tcpcrypt_proto::crypto::CryptoProvider;
+use tcpcrypt_proto::eno::FallbackReason;
 use tcpcrypt_proto::session::{Event, Session, SessionConfig};
 use tcpcrypt_sys::nfqueue::{NfqError, Packet, Queue, QueueConfig, Verdict};
 use tcpcrypt_sys::sockopt;
@@ -45,6 +46,7 @@ use crate::control::{ControlHandler, Registry, Row};
 use crate::pump::{self, SharedTraffic};
 use crate::rules::Plan;
 use crate::syn::{AppSyn, ConnKey, Decision, Limits, Outcome, ServerSyn, SynPath};
+use crate::type2_cache::{self, Type2Cache};
 
 /// How long a connection task waits for its ENO outcome after accept.
 const OUTCOME_TIMEOUT: Duration = Duration::from_secs(3);
@@ -170,6 +172,8 @@ struct Shared {
     registry: Arc<Registry>,
     provider: Arc<dyn CryptoProvider>,
     session_config: Arc<SessionConfig>,
+    /// Client side: destinations where ENO is stripped after the SYN (RFC 8547 §9 type 2).
+    type2: Mutex<Type2Cache>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -273,6 +277,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         registry: registry.clone(),
         provider: Arc::new(*tcpcrypt_crypto::default_provider()),
         session_config: Arc::new(session_config),
+        type2: Mutex::new(Type2Cache::new(
+            config.type2_cache_ttl,
+            type2_cache::DEFAULT_MAX,
+        )),
         config: config.clone(),
     });
     for (kind, queue) in queues {
@@ -354,6 +362,7 @@ async fn housekeeping(shared: Arc<Shared>) {
         lock(&shared.upstreams).retain(|_, (_, t, _)| fresh(t));
         lock(&shared.services).retain(|_, (_, t, _)| fresh(t));
         lock(&shared.syn).path.expire(now);
+        lock(&shared.type2).expire(now);
     }
 }
 
@@ -423,6 +432,15 @@ fn handle_packet(shared: &Arc<Shared>, queue: &SharedQueue, kind: QueueKind, pac
                 AppSyn::Pass => send_verdict(queue, packet.id, Verdict::ACCEPT),
                 AppSyn::Duplicate => send_verdict(queue, packet.id, Verdict::Drop),
                 AppSyn::Repeat(mark) => send_verdict(queue, packet.id, mark_verdict(mark)),
+                AppSyn::Hold(key) if known_type2(shared, key, now) => {
+                    info!(
+                        "{key:?}: {} is a cached type-2 path (ENO stripped after the SYN); \
+                         going direct without ENO",
+                        key.remote.ip()
+                    );
+                    lock(&shared.syn).path.decide(key, None, false, now);
+                    send_verdict(queue, packet.id, Verdict::ACCEPT);
+                }
                 AppSyn::Hold(key) => {
                     match Slot::take(&shared.live, shared.config.max_connections) {
                         Some(slot) => {
@@ -460,6 +478,14 @@ fn handle_packet(shared: &Arc<Shared>, queue: &SharedQueue, kind: QueueKind, pac
             }
         }
     }
+}
+
+/// The application's SYN goes to a destination in the type-2 cache, and plain TCP to it is
+/// allowed: the SYN goes on unmarked and undiverted, so no ENO is added and the connection is
+/// plain on both ends, with no failed attempt first (see [`crate::type2_cache`] for why this
+/// is safe). A mandatory destination (port or address) never skips ENO.
+fn known_type2(shared: &Shared, key: ConnKey, now: Instant) -> bool {
+    !shared.config.mandatory(key.remote) && lock(&shared.type2).contains(key.remote.ip(), now)
 }
 
 /// `max_connections` reached: the SYN goes on unmarked and undiverted, so the connection is
@@ -784,9 +810,13 @@ async fn serve_pair(shared: Arc<Shared>, pair: Pair, direction: Direction) {
         _ => pair.key.local,
     };
     let mandatory = shared.config.mandatory(dst);
+    let mut after_syn = false;
     let negotiated = match outcome(&shared, pair.key).await {
         Ok(Outcome::Enabled(n)) => Ok(n),
-        Ok(Outcome::Plain(reason)) => Err(reason.to_string()),
+        Ok(Outcome::Plain(reason)) => {
+            after_syn = reason == FallbackReason::MissingEno;
+            Err(reason.to_string())
+        }
         Err(why) => Err(why),
     };
     let error = match negotiated {
@@ -802,13 +832,27 @@ async fn serve_pair(shared: Arc<Shared>, pair: Pair, direction: Direction) {
                     pair.view
                 );
                 pump::abort(pair.app, pair.net);
+            } else if direction == Direction::Incoming && after_syn {
+                // Only diverted connections reach here: their SYN carried ENO, and the first
+                // ACK did not (a type-2 middlebox, or a client that fell back itself).
+                debug!("{:?}: plain ({reason}); refusing Init1", pair.view);
+                let r = pump::relay_plain_refusing_init1(pair.app, pair.net, &traffic).await;
+                if let Err(e @ pump::PumpError::Init1OnPlain) = r {
+                    info!(
+                        "{:?}: {e}: reset, nothing relayed to the service",
+                        pair.view
+                    );
+                }
             } else {
                 debug!("{:?}: plain ({reason})", pair.view);
                 let _ = pump::relay_plain(pair.app, pair.net, &traffic).await;
             }
             None
         }
-        Ok(negotiated) => run_session(&shared, pair, negotiated, row, &traffic).await,
+        Ok(negotiated) => {
+            let may_retry = direction == Direction::Outgoing && !mandatory;
+            run_session(&shared, pair, negotiated, row, &traffic, may_retry).await
+        }
     };
     shared.registry.finish(row, error.as_ref());
 }
@@ -819,6 +863,7 @@ async fn run_session(
     negotiated: tcpcrypt_proto::Negotiated,
     row: u64,
     traffic: &SharedTraffic,
+    may_retry: bool,
 ) -> Option<tcpcrypt_proto::Error> {
     let (role, tep) = (negotiated.role, negotiated.tep);
     shared.registry.update(row, |r| {
@@ -840,12 +885,14 @@ async fn run_session(
         }
     };
     let peer = pair.key.remote.ip();
+    let mut established = false;
     let mut on_event = |event: Event| match event {
         Event::Established {
             session_id,
             aead,
             resumed,
         } => {
+            established = true;
             shared.registry.count(true, resumed, None);
             shared.registry.update(row, |r| {
                 r.state = SessionState::Established;
@@ -870,9 +917,84 @@ async fn run_session(
             None
         }
         Err(e) => {
+            let error = session.error().unwrap_or(tcpcrypt_proto::Error::Reset);
+            let untouched = traffic.bytes_in.load(Ordering::Relaxed) == 0
+                && traffic.bytes_out.load(Ordering::Relaxed) == 0;
+            if may_retry && !established && untouched && e.from_network() {
+                pump::abortive_by_default(&pair.net);
+                drop(pair.net);
+                return retry_plain(
+                    shared,
+                    pair.app,
+                    pair.view,
+                    pair.key.remote,
+                    row,
+                    traffic,
+                    &e,
+                )
+                .await
+                .err()
+                .map(|()| error);
+            }
             debug!("{:?}: {e}; reset", pair.view);
             pump::abort(pair.app, pair.net);
-            Some(session.error().unwrap_or(tcpcrypt_proto::Error::Reset))
+            Some(error)
         }
     }
+}
+
+/// The control socket's fallback reason of a connection retried without ENO.
+pub const TYPE2_RETRY_REASON: &str =
+    "ENO stripped after the SYN (type-2 middlebox): retried without ENO";
+
+/// Client side: the session to `dst` failed during its handshake (the peer reset, ended, or
+/// answered something that is not Init2) after ENO had succeeded in the SYN and SYN-ACK, and
+/// no application byte was read or written yet (the pump reads none before the session is
+/// established). That is RFC 8547 §9's "type 2" failure: a middlebox stripped ENO from the
+/// non-SYN segments, so the server side fell back to plain (RFC 8547 §4.6) and refused our
+/// Init1 ([`pump::relay_plain_refusing_init1`]). The policy allows plain TCP to `dst` (the
+/// caller checked), so: remember `dst`'s address ([`crate::type2_cache`]), connect a new
+/// upstream socket with the plain mark (no ENO, not redirected, see [`crate::rules`]) and
+/// relay the application's connection over it, plain on both ends.
+///
+/// Returns `Err(())` if the retry could not connect (the application is then reset).
+async fn retry_plain(
+    shared: &Shared,
+    app: TcpStream,
+    view: (SocketAddr, SocketAddr),
+    dst: SocketAddr,
+    row: u64,
+    traffic: &SharedTraffic,
+    why: &pump::PumpError,
+) -> Result<(), ()> {
+    lock(&shared.type2).insert(dst.ip(), Instant::now());
+    info!("{view:?}: handshake failed before any application byte ({why}); {TYPE2_RETRY_REASON}");
+    let connect = async {
+        let socket = match dst {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        sockopt::set_mark(&socket, shared.config.marks.plain).map_err(io::Error::other)?;
+        connect_within(socket, dst, shared.config.connect_timeout).await
+    };
+    let net = match connect.await {
+        Ok(net) => net,
+        Err(e) => {
+            info!("{view:?}: plain retry to {dst} failed ({e}); reset");
+            pump::abortive_by_default(&app);
+            return Err(());
+        }
+    };
+    pump::abortive_by_default(&net);
+    shared
+        .registry
+        .count(false, false, Some(TYPE2_RETRY_REASON));
+    shared.registry.update(row, |r| {
+        r.state = SessionState::Plain;
+        r.role = None;
+        r.tep = None;
+        r.fallback_reason = Some(TYPE2_RETRY_REASON.to_owned());
+    });
+    let _ = pump::relay_plain(app, net, traffic).await;
+    Ok(())
 }

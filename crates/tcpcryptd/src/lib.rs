@@ -15,6 +15,7 @@
 //! * [`config`]: flags and TOML, validated.
 //! * [`syn`]: the SYN path as a pure function of packet bytes, with the flow table.
 //! * [`rules`]: the iptables/ip rule sets of the client and server sides.
+//! * [`type2_cache`]: destinations where ENO is stripped after the SYN (RFC 8547 §9).
 
 #![forbid(unsafe_code)]
 
@@ -25,3 +26,4 @@ pub mod keylog;
 pub mod pump;
 pub mod rules;
 pub mod syn;
+pub mod type2_cache;

@@ -42,6 +42,7 @@ use tcpcrypt_proto::consts::{
 };
 use tcpcrypt_proto::session::{Event, Peek, Session};
 use tcpcrypt_proto::wire::frame::FrameHeader;
+use tcpcrypt_proto::wire::init::InitKind;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -63,6 +64,22 @@ pub enum PumpError {
         #[source]
         source: io::Error,
     },
+    /// The client's first bytes on a connection that fell back to plain after an ENO SYN were
+    /// tcpcrypt's Init1 (see [`relay_plain_refusing_init1`]).
+    #[error("tcpcrypt Init1 on a connection that fell back to plain (ENO stripped after the SYN)")]
+    Init1OnPlain,
+}
+
+impl PumpError {
+    /// True if the failure came from the network side (a reset, EOF or bad reply from the
+    /// peer, the handshake deadline), not from the application's socket. Every I/O operation
+    /// on the network socket is named "... the network" (see the call sites).
+    pub fn from_network(&self) -> bool {
+        match self {
+            Self::Session(_) | Self::Init1OnPlain => true,
+            Self::Io { op, .. } => op.ends_with("network"),
+        }
+    }
 }
 
 fn io_err(op: &'static str) -> impl FnOnce(io::Error) -> PumpError {
@@ -117,9 +134,65 @@ fn shutdown_write(s: &TcpStream, op: &'static str) -> Result<(), PumpError> {
 /// # Errors
 /// The first failing socket operation (both sockets were aborted).
 pub async fn relay_plain(
+    app: TcpStream,
+    net: TcpStream,
+    traffic: &Traffic,
+) -> Result<(), PumpError> {
+    relay(app, net, traffic, false).await
+}
+
+/// [`relay_plain`] for the server side of a connection whose SYN carried ENO but which fell
+/// back to plain after it (RFC 8547 §4.6: the first ACK had no ENO; RFC 8547 §9's "type 2"
+/// middlebox strips ENO from non-SYN segments): the client's daemon may believe tcpcrypt was
+/// enabled and send Init1. If the client's first bytes are Init1's magic (RFC 8548 §3.3,
+/// §4.3), both sockets are reset and nothing reaches the service, so the client's daemon
+/// sees a failed handshake and retries without ENO. Bytes that could still be the start of
+/// the magic are held until they no longer can. A plain client never starts with these four
+/// bytes in practice (0x15 0x10 0x1a 0x0e: control characters no text protocol begins with,
+/// chosen by RFC 8548 to be unlikely as a first message); the service's own bytes flow
+/// meanwhile, so server-speaks-first protocols are not delayed.
+///
+/// # Errors
+/// [`PumpError::Init1OnPlain`], or the first failing socket operation (both sockets were
+/// aborted).
+pub async fn relay_plain_refusing_init1(
+    app: TcpStream,
+    net: TcpStream,
+    traffic: &Traffic,
+) -> Result<(), PumpError> {
+    relay(app, net, traffic, true).await
+}
+
+/// Reads the network side's first bytes while they may be Init1's magic; returns them once
+/// they no longer can be (or at EOF).
+async fn first_bytes_not_init1(
+    r: &mut (impl tokio::io::AsyncRead + Unpin),
+) -> Result<([u8; 4], usize), PumpError> {
+    use tokio::io::AsyncReadExt;
+    let magic = InitKind::Init1.magic().to_be_bytes();
+    let mut head = [0u8; 4];
+    let mut got = 0;
+    while got < head.len() && head[..got] == magic[..got] {
+        let n = r
+            .read(&mut head[got..])
+            .await
+            .map_err(io_err("relay network → application"))?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    if head[..got] == magic[..] {
+        return Err(PumpError::Init1OnPlain);
+    }
+    Ok((head, got))
+}
+
+async fn relay(
     mut app: TcpStream,
     mut net: TcpStream,
     traffic: &Traffic,
+    refuse_init1: bool,
 ) -> Result<(), PumpError> {
     let result = {
         let (ar, mut aw) = app.split();
@@ -133,6 +206,14 @@ pub async fn relay_plain(
             nw.shutdown().await.map_err(io_err("shutdown network"))
         };
         let down = async {
+            let mut nr = nr;
+            if refuse_init1 {
+                let (head, n) = first_bytes_not_init1(&mut nr).await?;
+                aw.write_all(&head[..n])
+                    .await
+                    .map_err(io_err("relay network → application"))?;
+                traffic.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+            }
             let mut r = BufReader::with_capacity(CHUNK, nr);
             let n = tokio::io::copy_buf(&mut r, &mut aw)
                 .await

@@ -4,7 +4,9 @@
 //!
 //! Marks (defaults; all configurable): U 0x1 client upstream sockets · S 0x2 server→service
 //! sockets · R 0x4 verdict "redirect" · J 0x8 verdict "reject" · D 0x10 verdict "divert" (and
-//! the diverted connections' connmark) · T 0x20 TPROXY. Queues: `app_syn`, `eno_out`,
+//! the diverted connections' connmark) · T 0x20 TPROXY · P 0x40 plain upstream, no NFQUEUE, no
+//! redirect (the client proxy's retry without ENO after a type-2 failure, RFC 8547 §9; see
+//! [`crate::type2_cache`]). Queues: `app_syn`, `eno_out`,
 //! `eno_in`, `server_syn`. Every NFQUEUE rule has `--queue-bypass`: with the daemon gone,
 //! connections go direct (fail-open). Only handshake segments are queued: SYNs, and the first
 //! packets of intercepted connections bounded by `connbytes` (RFC 8547 §4.6: ENO is needed
@@ -18,7 +20,8 @@
 //! ```text
 //! client (host A)
 //!   mangle OUTPUT    C_MOUT: mark U → CONNMARK U; mark U, first 6 packets → NFQUEUE eno_out;
-//!                            mark U → RETURN; mark S → RETURN; -o lo → RETURN;
+//!                            mark U → RETURN; mark S → RETURN; mark P → RETURN;
+//!                            -o lo → RETURN;
 //!                            excluded ports → RETURN; --syn → NFQUEUE app_syn
 //!   mangle PREROUTING C_MPRE: connmark U, first 4 reply packets → NFQUEUE eno_in
 //!   nat OUTPUT       C_NOUT: mark U → RETURN; mark R → REDIRECT client_port
@@ -166,6 +169,9 @@ impl Plan {
                 .queue(q.eno_out),
             args(&[]).mark(m.upstream).then(&["-j", "RETURN"]),
             args(&[]).mark(m.service).then(&["-j", "RETURN"]),
+            // Plain retries go direct: no ENO (not queued), not redirected (no R mark). The
+            // mandatory REJECT of C_FOUT still applies to them (they are never made there).
+            args(&[]).mark(m.plain).then(&["-j", "RETURN"]),
             args(&["-o", "lo", "-j", "RETURN"]),
         ];
         mout.extend(excluded(c));
@@ -445,6 +451,7 @@ mod tests {
              NFQUEUE --queue-num 4752 --queue-bypass",
             "iptables -t mangle -A T_S_MOUT -m connmark --mark 0x2/0x2 -j MARK --set-xmark 0x2/0x2",
             "iptables -t filter -I INPUT 1 -j T_S_FIN",
+            "iptables -t mangle -A T_C_MOUT -m mark --mark 0x40/0x40 -j RETURN",
             "ip -4 rule add pref 100 fwmark 0x2/0x2 lookup 100",
             "ip -4 rule add pref 101 from 127.0.0.1 lookup 100",
             "ip -6 rule add pref 101 from ::1 lookup 100",
@@ -468,6 +475,14 @@ mod tests {
             .iter()
             .position(|r| r.contains(&"--syn".to_owned()));
         assert!(ssh.unwrap() < syn.unwrap());
+        let plain = mout
+            .rules
+            .iter()
+            .position(|r| r.contains(&"0x40/0x40".to_owned()));
+        assert!(
+            plain.unwrap() < syn.unwrap(),
+            "plain retries skip the SYN queue"
+        );
     }
 
     #[test]
