@@ -10,7 +10,10 @@
 //! - ENO stripped from SYNs, SYN-ACKs or both, or the SYN's options echoed in the SYN-ACK: a
 //!   working plain connection, neither daemon reports it encrypted;
 //! - ENO stripped from every non-SYN segment (RFC 8547 §9's "type 2" failure: A believes ENO
-//!   succeeded, B does not): see [`eno_stripping_and_echo_leave_both_ends_agreeing`];
+//!   succeeded, B does not): a working plain connection all the same (B's daemon refuses
+//!   Init1, A's retries without ENO and caches the path), see
+//!   [`eno_stripped_after_the_syn_retries_plain_then_goes_direct`]; under a mandatory policy
+//!   it still fails closed, see [`eno_stripped_after_the_syn_to_a_mandatory_port_fails_closed`];
 //! - a flipped payload bit, a forged FIN or a forged RST, toward either host: both applications
 //!   see the connection end with an error (never a clean end of file), and every byte either
 //!   of them received is an unaltered prefix of what the other sent.
@@ -123,6 +126,11 @@ struct Bench {
 
 impl Bench {
     fn new() -> Self {
+        Self::with_a_args(&[])
+    }
+
+    /// A bench whose daemon on A gets extra flags.
+    fn with_a_args(a_args: &[&str]) -> Self {
         let r = Routed::new();
         let served: Arc<Mutex<Vec<ServiceConn>>> = Arc::default();
         let record = served.clone();
@@ -155,7 +163,7 @@ impl Bench {
             }
             record.lock().unwrap().push(rec);
         });
-        let (da, ca) = r.net.daemon(&r.net.a, "a");
+        let (da, ca) = r.net.daemon_with(&r.net.a, "a", a_args);
         let (db, cb) = r.net.daemon(&r.net.b, "b");
         Self {
             r,
@@ -227,9 +235,13 @@ struct Trial {
     a_sha: String,
     sent_sha: String,
     sent: usize,
-    /// B's service.
+    /// B's service: its first connection of the trial.
     b: Option<ServiceConn>,
     b_prefix_ok: bool,
+    /// Every service connection of the trial (more than one after a retry), and whether each
+    /// one's bytes are an unaltered prefix of what A sent.
+    b_all: Vec<ServiceConn>,
+    b_all_prefix_ok: bool,
     /// The daemons' rows for this connection, read while it was open.
     a_row: Option<SessionInfo>,
     b_rows: Vec<SessionInfo>,
@@ -290,6 +302,8 @@ fn trial(bench: &Bench, config: Config, v6: bool, len: usize, seed: u64) -> Tria
         sent: 0,
         b: None,
         b_prefix_ok: true,
+        b_all: Vec::new(),
+        b_all_prefix_ok: true,
         a_row: None,
         b_rows: Vec::new(),
         canary_in_capture: false,
@@ -362,6 +376,11 @@ fn trial(bench: &Bench, config: Config, v6: bool, len: usize, seed: u64) -> Tria
         t.b_prefix_ok = n <= data.len() && b.head[..] == data[..n];
     }
     std::thread::sleep(Duration::from_millis(300));
+    t.b_all = bench.served.lock().unwrap()[before..].to_vec();
+    t.b_all_prefix_ok = t
+        .b_all
+        .iter()
+        .all(|c| c.head.len() <= data.len() && c.head[..] == data[..c.head.len()]);
     drop(caps);
     t.canary_in_capture =
         file_contains(&pa, canary.as_bytes()) || file_contains(&pb, canary.as_bytes());
@@ -693,14 +712,7 @@ fn impairments_keep_transfers_complete_and_encrypted() {
 }
 
 /// Stripping ENO, or echoing the SYN's options, never leaves one end encrypting while the
-/// other is not.
-///
-/// ENO stripped from every non-SYN segment is RFC 8547 §9's "type 2" failure: A saw ENO in
-/// the SYN-ACK and enables encryption, B never sees ENO in an ACK and falls back (RFC 8547
-/// §4.6). The RFC leaves the outcome to the implementation; the project fails closed: A's
-/// daemon sends only Init1 (public values) and waits for Init2, B relays plain, A's daemon
-/// rejects the plain answer as a bad Init2 and resets. So the application's plaintext never
-/// leaves A, and the connection ends in an error rather than working unencrypted.
+/// other is not (ENO stripped only after the SYN: the two tests after this one).
 #[test]
 fn eno_stripping_and_echo_leave_both_ends_agreeing() {
     let m = mode();
@@ -736,47 +748,256 @@ fn eno_stripping_and_echo_leave_both_ends_agreeing() {
             extra: None,
         },
     ];
-    let mut failures = run_matrix("negotiation", scenarios, m.short, completes_plain, true);
-    let type2 = vec![Scenario {
-        name: "ENO stripped from every non-SYN segment (both ways; RFC 8547 §9 type 2)",
-        expected: "never one end encrypting while the other is not: the connection fails closed \
-                   (both applications see an error), no application plaintext on the wire",
-        notes:
-            "chosen: fail closed (A's daemon rejects B's plain reply as a bad Init2 and resets); \
-                the RFC calls this outcome a type-2 failure",
-        config: both("strip-eno=non-syn"),
-        extra: None,
-    }];
-    failures.extend(run_matrix(
-        "negotiation",
-        type2,
-        m.short,
-        fails_closed,
-        false,
-    ));
+    let failures = run_matrix("negotiation", scenarios, m.short, completes_plain, true);
     assert_none(&failures);
 }
 
-/// Type 2: no application byte crosses in the clear, and the applications see errors.
-fn fails_closed(t: &Trial, _: &Scenario) -> Result<(), String> {
-    if t.a_end == End::Eof && t.a_received == t.sent && t.sent > 0 {
-        // A working connection would be fine only if both ends agree on it.
-        return match t.encrypted() {
-            (a, b) if a == b => Ok(()),
-            other => Err(format!("ends disagree (A, B encrypted) = {other:?}")),
-        };
+/// The report row of RFC 8547 §9's "type 2" failure.
+const TYPE2: &str = "ENO stripped from every non-SYN segment (both ways; RFC 8547 §9 type 2)";
+/// Init1's first bytes (RFC 8548 §4.3), which must never reach B's service.
+const INIT1_MAGIC: [u8; 4] = tcpcrypt_proto::consts::INIT1_MAGIC.to_be_bytes();
+/// What A's daemon logs when it retries, and when it skips ENO for a cached path.
+const RETRIED: &str = "retried without ENO";
+const CACHE_HIT: &str = "is a cached type-2 path";
+
+/// Occurrences of `what` in daemon `name`'s log.
+fn log_count(bench: &Bench, name: &str, what: &str) -> usize {
+    bench.r.net.log(name).matches(what).count()
+}
+
+/// ENO stripped from every non-SYN segment is RFC 8547 §9's "type 2" failure: A saw ENO in
+/// the SYN-ACK and enables encryption, B never sees ENO in an ACK and falls back (RFC 8547
+/// §4.6). The RFC calls it a failure and leaves the remedy to the implementation; the project
+/// makes it a working plain connection on which both ends agree: B's daemon resets the
+/// connection when its first bytes are Init1 (nothing reaches the service), A's daemon, whose
+/// session failed before any application byte, retries without ENO (plain on both ends) and
+/// caches the destination address, so the next connection to it goes direct with no failed
+/// attempt. Each family: a first connection (retried), then a second one (cache hit).
+#[test]
+fn eno_stripped_after_the_syn_retries_plain_then_goes_direct() {
+    let m = mode();
+    let bench = Bench::new();
+    let config = both("strip-eno=non-syn");
+    let mut failures = Vec::new();
+    let (mut ok, mut bytes, mut trials) = (0, 0, 0);
+    for v6 in [false, true] {
+        for (i, first) in [true, false].into_iter().enumerate() {
+            let seed = 0x5eed_7200 + u64::from(v6) * 10 + i as u64;
+            let (retried, hits) = (
+                log_count(&bench, "a", RETRIED),
+                log_count(&bench, "a", CACHE_HIT),
+            );
+            let t = trial(&bench, config.clone(), v6, m.short, seed);
+            let logged = (
+                log_count(&bench, "a", RETRIED) - retried,
+                log_count(&bench, "a", CACHE_HIT) - hits,
+            );
+            let verdict = if first {
+                retried_plain(&t, logged)
+            } else {
+                went_direct(&t, logged)
+            };
+            trials += 1;
+            bytes += t.bytes();
+            eprintln!(
+                "[{}] {TYPE2} (v6={v6}, {}): {verdict:?} ({} bytes; A {:?}, B {:?}; box {:?})",
+                m.name,
+                if first { "first" } else { "cached" },
+                t.bytes(),
+                t.a_end,
+                t.b_all.iter().map(|b| &b.end).collect::<Vec<_>>(),
+                t.stats
+            );
+            match verdict {
+                Ok(()) => ok += 1,
+                Err(e) => {
+                    let logs = bench.keep_logs(&format!("type2-{v6}-{i}"));
+                    failures.push(format!(
+                        "v6={v6} connection {i}: {e}: {t:?} (daemon logs: {logs})"
+                    ));
+                }
+            }
+        }
     }
-    if !matches!(t.a_end, End::Error(_)) {
-        return Err(format!("A's application saw {:?}, not an error", t.a_end));
+    Row::new(
+        TYPE2,
+        "a working plain connection, echo intact both ways; both ends agree it is not \
+         encrypted (A's daemon: plain, \"retried without ENO\"; B's: no encrypted row); the \
+         next connection to the same address goes plain directly (cached type-2 path)",
+        trials,
+        ok,
+        bytes,
+        PlaintextCheck::NotApplicable,
+    )
+    .section("negotiation")
+    .notes(format!(
+        "B's daemon resets a fallen-back connection whose first bytes are Init1 (never relayed \
+         to the service); A's daemon, its session failed before any application byte, retries \
+         once without ENO and caches the address for type2_cache_secs ({} mode, IPv4 and IPv6, \
+         a first and a cached connection each)",
+        m.name
+    ))
+    .record()
+    .expect("record the report row");
+    assert_none(&failures);
+}
+
+/// The echo is complete and intact, plain by design (the canary is on the wire), no daemon
+/// claims encryption, and B's service never received a byte of Init1.
+fn plain_echo(t: &Trial) -> Result<&ServiceConn, String> {
+    if t.a_end != End::Eof || t.sent == 0 || t.sent != t.a_received || t.a_sha != t.sent_sha {
+        return Err(format!(
+            "plain echo incomplete: A {:?}, sent {}, got {}",
+            t.a_end, t.sent, t.a_received
+        ));
     }
-    if t.a_received > 0 {
-        return Err(format!("A's application received {} bytes", t.a_received));
+    if t.b_all.iter().any(|c| c.head.starts_with(&INIT1_MAGIC)) || !t.b_all_prefix_ok {
+        return Err("B's service received bytes A's application did not send (Init1?)".into());
     }
-    match &t.b {
-        None => Ok(()),
-        Some(b) if matches!(b.end, End::Error(_)) => Ok(()),
-        Some(b) => Err(format!("B's service saw {:?}, not an error", b.end)),
+    let mut carried = t.b_all.iter().filter(|c| c.received > 0);
+    let served = match (carried.next(), carried.next()) {
+        (Some(c), None) if c.end == End::Eof && c.received == t.sent as u64 => c,
+        other => return Err(format!("B's service: {other:?}")),
+    };
+    if t.encrypted() != (false, false) {
+        return Err(format!("a daemon claims encryption: {t:?}"));
     }
+    if !t.canary_in_capture {
+        return Err("plain by design, yet the capture shows no canary (capture broken?)".into());
+    }
+    Ok(served)
+}
+
+/// A first connection over a type-2 path: retried once without ENO, plain on both ends.
+fn retried_plain(t: &Trial, (retried, hits): (usize, usize)) -> Result<(), String> {
+    plain_echo(t)?;
+    // The failed attempt: B's daemon had pre-connected to the service, then reset it with
+    // nothing relayed.
+    let attempts: Vec<_> = t.b_all.iter().filter(|c| c.received == 0).collect();
+    if attempts.len() > 1 || attempts.iter().any(|c| !matches!(c.end, End::Error(_))) {
+        return Err(format!("B's service: failed attempts {attempts:?}"));
+    }
+    match &t.a_row {
+        Some(r)
+            if r.state == SessionState::Plain
+                && r.fallback_reason.as_deref().is_some_and(|w| {
+                    w.contains("ENO stripped after the SYN (type-2") && w.contains(RETRIED)
+                }) => {}
+        other => return Err(format!("A's row is not plain, retried: {other:?}")),
+    }
+    if (retried, hits) != (1, 0) {
+        return Err(format!(
+            "A's log: {retried} retries, {hits} cache hits (want 1, 0)"
+        ));
+    }
+    Ok(())
+}
+
+/// The next connection to the same address: plain directly, no failed attempt first.
+fn went_direct(t: &Trial, (retried, hits): (usize, usize)) -> Result<(), String> {
+    plain_echo(t)?;
+    if t.b_all.len() != 1 {
+        return Err(format!(
+            "B's service saw {} connections, not one",
+            t.b_all.len()
+        ));
+    }
+    if t.a_row.is_some() || !t.b_rows.is_empty() {
+        return Err(format!(
+            "a daemon is in the path: A {:?}, B {:?}",
+            t.a_row, t.b_rows
+        ));
+    }
+    if (retried, hits) != (0, 1) {
+        return Err(format!(
+            "A's log: {retried} retries, {hits} cache hits (want 0, 1)"
+        ));
+    }
+    Ok(())
+}
+
+/// Type 2 under a mandatory policy on A (the service's port): no retry, no cache; every
+/// connection fails closed (A's application sees an error), B's service receives nothing,
+/// no application plaintext on the wire.
+#[test]
+fn eno_stripped_after_the_syn_to_a_mandatory_port_fails_closed() {
+    let m = mode();
+    let port = PORT.to_string();
+    let bench = Bench::with_a_args(&["--mandatory-ports", &port]);
+    let config = both("strip-eno=non-syn");
+    let mut failures = Vec::new();
+    let (mut ok, mut bytes, mut trials) = (0, 0, 0);
+    let mut leak = false;
+    for (i, v6) in [false, false, true].into_iter().enumerate() {
+        let seed = 0x5eed_7300 + i as u64;
+        let t = trial(&bench, config.clone(), v6, m.short, seed);
+        let retried = log_count(&bench, "a", RETRIED) + log_count(&bench, "a", CACHE_HIT);
+        leak |= t.leaked();
+        let verdict = fails_closed(&t, retried);
+        trials += 1;
+        bytes += t.bytes();
+        eprintln!(
+            "[{}] {TYPE2}, mandatory (v6={v6}) {i}: {verdict:?} (A {:?}, B {:?})",
+            m.name,
+            t.a_end,
+            t.b_all.iter().map(|b| &b.end).collect::<Vec<_>>(),
+        );
+        match verdict {
+            Ok(()) => ok += 1,
+            Err(e) => {
+                let logs = bench.keep_logs(&format!("type2-mandatory-{i}"));
+                failures.push(format!("{i} (v6={v6}): {e}: {t:?} (daemon logs: {logs})"));
+            }
+        }
+    }
+    Row::new(
+        "ENO stripped from every non-SYN segment, mandatory port on A (RFC 8547 §9 type 2)",
+        "fails closed: A's application sees an error, B's service receives nothing, no retry \
+         without ENO, no application plaintext on the wire",
+        trials,
+        ok,
+        bytes,
+        if leak {
+            PlaintextCheck::Leak
+        } else {
+            PlaintextCheck::Clean
+        },
+    )
+    .section("negotiation")
+    .notes(format!(
+        "--mandatory-ports on A's daemon; two connections to the same address, so a cache \
+         would show ({} mode, IPv4 and IPv6)",
+        m.name
+    ))
+    .record()
+    .expect("record the report row");
+    assert_none(&failures);
+}
+
+/// Mandatory type 2: an error at A, nothing at B's service, nothing in the clear, no retry.
+fn fails_closed(t: &Trial, retried: usize) -> Result<(), String> {
+    if !matches!(t.a_end, End::Error(_)) || t.a_received > 0 {
+        return Err(format!(
+            "A's application saw {:?} after {} bytes, not an error",
+            t.a_end, t.a_received
+        ));
+    }
+    if let Some(c) = t.b_all.iter().find(|c| c.received > 0) {
+        return Err(format!("B's service received {} bytes", c.received));
+    }
+    if t.leaked() {
+        return Err(format!(
+            "plaintext canary on the wire (capture {}, box {})",
+            t.canary_in_capture, t.canary_by_box
+        ));
+    }
+    if retried > 0 {
+        return Err(format!("A's daemon retried without ENO {retried} times"));
+    }
+    if t.encrypted().0 {
+        return Err(format!("A's daemon claims encryption: {:?}", t.a_row));
+    }
+    Ok(())
 }
 
 #[test]
