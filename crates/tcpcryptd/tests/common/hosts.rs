@@ -100,6 +100,9 @@ impl Net {
             ip(&["-n", ns.name(), "link", "set", dev, "up"]);
             ip(&["-n", ns.name(), "link", "set", "lo", "up"]);
         }
+        for (ns, dev) in [(&a, &va), (&b, &vb)] {
+            wait_link_up(ns, dev);
+        }
         let dir = std::env::temp_dir().join(format!(
             "tcpcryptd-{}-{}-{n}",
             std::env::current_exe()
@@ -219,6 +222,33 @@ impl Net {
     /// Runs `cmd` in A's namespace.
     pub fn sh_a(&self, cmd: &[&str]) -> String {
         self.a.run(|| super::sh(cmd)).unwrap()
+    }
+}
+
+/// Waits (bounded) until `dev` in `ns` has its carrier and the kernel has acted on it. The
+/// carrier of a veth comes up with its peer, but routes lose their `linkdown` flag and IPv6
+/// adds `multicast ff00::/8` only when the kernel's link watch gets to the event, which it
+/// delays (up to a second, longer on a loaded box, more so while other tests create links):
+/// a route snapshot taken before that differs from one taken after for reasons that have
+/// nothing to do with the daemon.
+fn wait_link_up(ns: &NetNs, dev: &str) {
+    let ip = |args: &[&str]| super::sh(&[&["ip", "-n", ns.name()][..], args].concat());
+    let multicast = format!("multicast ff00::/8 dev {dev} ");
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let link = ip(&["-o", "link", "show", "dev", dev]);
+        let routes = ip(&["-4", "route", "show", "table", "all"])
+            + &ip(&["-6", "route", "show", "table", "all"]);
+        if link.contains("LOWER_UP") && !routes.contains("linkdown") && routes.contains(&multicast)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{dev} in {} never came up: {link}{routes}",
+            ns.name()
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
