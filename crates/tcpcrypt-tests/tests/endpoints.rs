@@ -336,7 +336,9 @@ fn stripped_options_fall_back_on_both_ends() {
 /// sent and received an ACK with ENO) while host B falls back (its first received ACK had no
 /// ENO). The core fails closed: A's stream starts with Init1 (public values only, never
 /// application data) and B's plaintext reply is rejected by A as a bad Init2, an abort, so no
-/// plaintext is ever accepted as if it were protected.
+/// plaintext is ever accepted as if it were protected. (The daemon builds a working plain
+/// connection on this: B's daemon refuses Init1 on the fallen-back connection and A's retries
+/// on a new connection without ENO; see `crates/tcpcryptd/tests/hostile.rs`.)
 #[test]
 fn eno_stripped_after_the_syn_fails_closed() {
     let cases: [(&str, Selects); 2] = [
