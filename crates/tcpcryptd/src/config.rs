@@ -525,8 +525,8 @@ pub struct Cli {
     /// new connections go direct without ENO; 0 turns the cache off.
     #[arg(long)]
     pub type2_cache_secs: Option<u64>,
-    /// Packet marks as "upstream,service,redirect,reject,divert,tproxy[,plain]" (hex or
-    /// decimal).
+    /// Packet marks as "upstream,service,redirect,reject,divert,tproxy" or with ",plain"
+    /// after them (hex or decimal).
     #[arg(long)]
     pub marks: Option<String>,
     /// DEBUG ONLY: append each encrypted connection's secret to FILE (created 0600), so that
@@ -906,6 +906,7 @@ mod tests {
             Some(&TepId::TCPCRYPT_ECDHE_CURVE25519)
         );
         assert_eq!(c.marks, Marks::default());
+        assert_eq!(c.type2_cache_ttl, Duration::from_secs(600));
     }
 
     #[test]
@@ -916,7 +917,8 @@ mod tests {
         std::fs::write(
             &path,
             "control = \"/tmp/x.sock\"\nqueue_base = 100\nteps = [\"p256\"]\n\
-             mandatory_ports = \"8080-8081\"\n[marks]\nupstream = 0x100\n",
+             mandatory_ports = \"8080-8081\"\ntype2_cache_secs = 60\n[marks]\nupstream = 0x100\n\
+             plain = 0x200\n",
         )
         .unwrap();
         let c = cli(&["--config", path.to_str().unwrap(), "--queue-base", "200"])
@@ -928,6 +930,19 @@ mod tests {
         assert!(c.mandatory_ports.contains(8081) && !c.mandatory_ports.contains(8082));
         assert_eq!(c.marks.upstream, 0x100);
         assert_eq!(c.marks.service, 0x2);
+        assert_eq!(c.marks.plain, 0x200);
+        assert_eq!(c.type2_cache_ttl, Duration::from_secs(60));
+        let c = cli(&[
+            "--config",
+            path.to_str().unwrap(),
+            "--type2-cache-secs",
+            "0",
+        ])
+        .load()
+        .unwrap();
+        assert!(c.type2_cache_ttl.is_zero());
+        let c = cli(&["--marks", "1,2,4,8,16,32,0x80"]).load().unwrap();
+        assert_eq!(c.marks.plain, 0x80);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -753,3 +753,62 @@ impl Pump<'_> {
 
 /// Shared handle to a connection's counters.
 pub type SharedTraffic = Arc<Traffic>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    fn first(r: impl tokio::io::AsyncRead + Unpin) -> Result<Vec<u8>, PumpError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut r = r;
+        rt.block_on(first_bytes_not_init1(&mut r))
+            .map(|(head, n)| head[..n].to_vec())
+    }
+
+    const MAGIC: [u8; 4] = [0x15, 0x10, 0x1a, 0x0e];
+
+    #[test]
+    fn init1_magic_is_refused_even_split_across_reads() {
+        assert_eq!(MAGIC, InitKind::Init1.magic().to_be_bytes());
+        let whole = [&MAGIC[..], b"\0\0\0\x30rest"].concat();
+        assert!(matches!(first(&whole[..]), Err(PumpError::Init1OnPlain)));
+        let split = (&MAGIC[..1]).chain(&MAGIC[1..3]).chain(&MAGIC[3..]);
+        assert!(matches!(first(split), Err(PumpError::Init1OnPlain)));
+    }
+
+    #[test]
+    fn other_first_bytes_pass_as_soon_as_they_cannot_be_init1() {
+        assert_eq!(first(&b"GET / HTTP/1.1\r\n"[..]).unwrap(), b"GET ");
+        // One byte that is not the magic's first: passed on alone, nothing more awaited.
+        assert_eq!(first((&b"G"[..]).chain(&b"ET"[..])).unwrap(), b"G");
+        // A prefix of the magic, then a byte that breaks it.
+        let r = (&MAGIC[..2]).chain(&b"x"[..]);
+        assert_eq!(first(r).unwrap(), [0x15, 0x10, b'x']);
+        // Init2's magic (a server's first bytes are never checked, but it is not Init1).
+        let init2 = InitKind::Init2.magic().to_be_bytes();
+        assert_eq!(first(&init2[..]).unwrap(), init2);
+    }
+
+    #[test]
+    fn a_prefix_then_eof_is_passed_on() {
+        assert_eq!(first(&MAGIC[..3]).unwrap(), &MAGIC[..3]);
+        assert!(first(&b""[..]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn network_side_errors_are_told_apart() {
+        let net = PumpError::Io {
+            op: "read from the network",
+            source: io::ErrorKind::ConnectionReset.into(),
+        };
+        let app = PumpError::Io {
+            op: "read from the application",
+            source: io::ErrorKind::ConnectionReset.into(),
+        };
+        assert!(net.from_network() && !app.from_network());
+        assert!(PumpError::Session(tcpcrypt_proto::Error::Reset).from_network());
+    }
+}
