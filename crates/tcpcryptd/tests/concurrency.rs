@@ -33,8 +33,13 @@ fn a_thousand_concurrent_connections() {
         "test process limit {soft}/{hard}"
     );
     let net = Net::new();
-    let (da, ca) = net.daemon(&net.a, "a");
-    let (db, _cb) = net.daemon(&net.b, "b");
+    // The daemons' pre-connect bound (default 3 s) raised: at load 15+ on this 2-core box some
+    // of the 1000 pre-connects took longer and went plain by policy (fail-open, "pre-connect
+    // ... timed out; letting it go direct", 916 and 959 of 1000 encrypted). The connections'
+    // own 20 s connect bound below still ends a hang.
+    let timeout = ["--connect-timeout-ms", "15000"];
+    let (da, ca) = net.daemon_with(&net.a, "a", &timeout);
+    let (db, cb) = net.daemon_with(&net.b, "b", &timeout);
     for d in [&da, &db] {
         let (soft, hard) = nofile(d.0.id());
         assert_eq!(soft, hard, "the daemon raised its soft limit");
@@ -139,18 +144,21 @@ fn a_thousand_concurrent_connections() {
         );
     });
     eprintln!("{CONNECTIONS} concurrent connections in {:?}", t0.elapsed());
-    // All of them were encrypted.
-    let status = match tcpcrypt_control::Client::connect(&ca)
+    // All of them were encrypted (B's counters shown too: its fallback reasons say which
+    // handshake segment it missed if one was not).
+    let status = |control: &std::path::Path| match tcpcrypt_control::Client::connect(control)
         .unwrap()
         .request(&tcpcrypt_control::Request::Status)
         .unwrap()
     {
-        tcpcrypt_control::Response::Status(s) => s,
+        tcpcrypt_control::Response::Status(s) => format!("{:?}", s.counters),
         other => panic!("status: {other:?}"),
     };
-    let text = format!("{status:?}");
-    assert!(
-        text.contains(&format!("connections_encrypted: {CONNECTIONS}")),
-        "{text}"
-    );
+    let (a, b) = (status(&ca), status(&cb));
+    for text in [&a, &b] {
+        assert!(
+            text.contains(&format!("connections_encrypted: {CONNECTIONS},")),
+            "A: {a}\nB: {b}"
+        );
+    }
 }
