@@ -243,7 +243,8 @@ impl Negotiation {
     /// * A SYN with payload or a Fast Open cookie gets no ENO and ENO falls back: tcpcrypt
     ///   defines no SYN data (§4.7, "MUST NOT").
     /// * Other segments get `45 02` until ENO is disabled or a non-SYN segment is received
-    ///   (§4.6), the third-segment ACK included.
+    ///   (§4.6), the third-segment ACK included, and at least until one ACK with ENO was sent
+    ///   (the peer's non-SYN segment may come before our third-segment ACK).
     ///
     /// Sending an ACK with ENO counts towards enablement (§4.6), so check
     /// [`state`](Self::state) afterwards.
@@ -269,7 +270,12 @@ impl Negotiation {
             self.progress();
             return self.own_syn;
         }
-        if matches!(self.state, State::Disabled(_)) || self.received_non_syn {
+        // The §4.6 duty to send ENO ends with the first non-SYN segment received, but our own
+        // ACK with ENO is still needed for enablement: a peer's non-SYN segment can come before
+        // our third-segment ACK (a passive opener's duplicate ACK answering a retransmitted
+        // SYN), and without ENO on that ACK the peer falls back while we stay pending.
+        if matches!(self.state, State::Disabled(_)) || (self.received_non_syn && self.sent_ack_eno)
+        {
             return None;
         }
         if space < TCP_OPTION_HEADER_LEN {

@@ -382,6 +382,42 @@ fn eno_sent_until_a_non_syn_segment_is_received() {
     );
 }
 
+/// §4.6: a non-SYN segment from the passive opener before A's third-segment ACK (a duplicate
+/// ACK with ENO answering a retransmitted SYN, seen under load) does not cost that ACK its ENO:
+/// without it B falls back (its first received ACK lacks ENO) while A, having sent no ACK with
+/// ENO, would stay pending.
+#[test]
+fn third_ack_keeps_eno_after_an_early_non_syn_segment() {
+    let mut rng = CountingRng(0);
+    let mut a = Negotiation::active(cfg(&[C25519]), None, &mut rng);
+    let syn = bytes(a.on_send(SegmentFlags::SYN, &[]));
+    let (mut b, _) = Negotiation::passive(
+        cfg(&[C25519]),
+        SegmentFlags::SYN,
+        &syn,
+        &mut NoResumption,
+        Instant::now(),
+        &mut rng,
+    );
+    let syn_ack = bytes(b.on_send(SegmentFlags::SYN_ACK, &[]));
+    let dup_ack = bytes(b.on_send(SegmentFlags::ACK, &[]));
+    assert_eq!(
+        dup_ack,
+        [0x45, 0x02],
+        "B has received no non-SYN segment yet"
+    );
+    let _ = a.on_receive(SegmentFlags::SYN_ACK, &syn_ack);
+    let _ = a.on_receive(SegmentFlags::ACK, &dup_ack);
+    assert_eq!(a.state(), State::Pending);
+    let ack = bytes(a.on_send(SegmentFlags::ACK, &[]));
+    assert_eq!(ack, [0x45, 0x02], "the third-segment ACK carries ENO");
+    assert_eq!(a.state(), State::Enabled);
+    let _ = b.on_receive(SegmentFlags::ACK, &ack);
+    assert_eq!(b.state(), State::Enabled);
+    // Now that A sent its ACK with ENO, the earlier non-SYN segment ends the duty.
+    assert!(a.on_send(SegmentFlags::ACK.with_payload(), &[]).is_none());
+}
+
 #[test]
 fn enabled_only_after_ack_with_eno_sent_and_received() {
     let mut rng = CountingRng(0);
