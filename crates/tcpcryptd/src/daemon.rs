@@ -338,9 +338,19 @@ fn listen(addr: SocketAddr, transparent: bool) -> Result<TcpListener, DaemonErro
         sockopt::set_transparent(&socket, true)
             .map_err(|e| err(io::Error::other(e.to_string())))?;
     }
+    // SO_REUSEADDR: the listeners end proxied connections and so keep TIME_WAIT entries on
+    // their port for a minute; without it a restart after a busy run fails with "address in
+    // use". It never lets two listening sockets share the port (Linux refuses that), so a
+    // second daemon with the same ports is still refused.
+    socket.set_reuseaddr(true).map_err(err)?;
     socket.bind(addr).map_err(err)?;
-    socket.listen(1024).map_err(err)
+    socket.listen(LISTEN_BACKLOG).map_err(err)
 }
+
+/// Accept queue of the proxy listeners: every diverted connection of the host passes through
+/// them, so bursts of new connections must not overflow it (the kernel caps it at
+/// net.core.somaxconn, 4096 by default).
+const LISTEN_BACKLOG: u32 = 4096;
 
 fn open_queue(queue: u16) -> Result<Queue, DaemonError> {
     // Deep enough for a burst of handshakes (with fail-open, an overflowing packet would pass
@@ -997,4 +1007,32 @@ async fn retry_plain(
     });
     let _ = pump::relay_plain(app, net, traffic).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A listener restarted while its port still holds TIME_WAIT entries of connections it
+    /// ended binds again; a second live listener on the same port is still refused.
+    #[tokio::test]
+    async fn listeners_rebind_over_time_wait_but_never_twice() {
+        use tokio::io::AsyncReadExt;
+        let first = listen("127.0.0.1:0".parse().unwrap(), false).unwrap();
+        let addr = first.local_addr().unwrap();
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let (server_side, _) = first.accept().await.unwrap();
+        // The listener's side closes first, so the TIME_WAIT entry is on its port.
+        drop(server_side);
+        let mut buf = [0u8; 1];
+        assert_eq!(client.read(&mut buf).await.unwrap(), 0);
+        drop(client);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            matches!(listen(addr, false), Err(DaemonError::Listen { .. })),
+            "a second live listener on the same port must be refused"
+        );
+        drop(first);
+        listen(addr, false).expect("rebinding over TIME_WAIT must work");
+    }
 }
