@@ -11,7 +11,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::hosts::{
-    capture, exchange, expect_reset, finish, sessions, write_expect_reset, Net, TIMEOUT,
+    capture, exchange, expect_reset, finish, sessions, wait_session, write_expect_reset, Net,
+    TIMEOUT,
 };
 use tcpcrypt_control::{Client, Request, Response, SessionState};
 
@@ -45,13 +46,7 @@ fn encrypted_roundtrip(v6: bool) {
         Response::SessionId(r) => r.session_id,
         other => panic!("session_id on A: {other:?}\n{}", net.log("a")),
     };
-    let rows_b = sessions(&cb);
-    assert!(
-        rows_b
-            .iter()
-            .any(|r| r.session_id == Some(id_a) && r.state == SessionState::Established),
-        "B shows the same session ID: {rows_b:?}"
-    );
+    wait_session(&cb, id_a);
     let rows_a = sessions(&ca);
     assert_eq!(rows_a.len(), 1, "{rows_a:?}");
     assert!(rows_a[0].tep.is_some() && rows_a[0].aead.is_some());

@@ -13,12 +13,11 @@ use std::net::{Shutdown, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use common::hosts::{addr, capture, sessions, wait_encrypted, Net, TIMEOUT};
+use common::hosts::{addr, capture, wait_encrypted, wait_session, Net, TIMEOUT};
 use common::inspect::{
     assert_clean_tcpcrypt, by_session, inspect, inspect_bytes, json, sha256_hex, to_server,
 };
 use serde_json::Value;
-use tcpcrypt_control::SessionState;
 use tcpcryptd::config::{AEAD_NAMES, TEP_NAMES};
 
 /// The request/response service's port.
@@ -75,13 +74,7 @@ fn request(net: &Net, ca: &Path, cb: &Path, dst: SocketAddr, len: usize, seed: u
     s.write_all(&c2s).expect("send the request");
     let row_a = wait_encrypted(ca, s.local_addr().unwrap());
     let id = row_a.session_id.expect("an established row has the ID");
-    let rows_b = sessions(cb);
-    assert!(
-        rows_b
-            .iter()
-            .any(|r| r.session_id == Some(id) && r.state == SessionState::Established),
-        "B reports {id} too: {rows_b:?}"
-    );
+    wait_session(cb, id);
     s.shutdown(Shutdown::Write).unwrap();
     let mut s2c = Vec::new();
     s.read_to_end(&mut s2c)

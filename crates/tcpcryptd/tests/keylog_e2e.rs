@@ -12,7 +12,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::hosts::{addr, exchange, finish, sessions, wait_encrypted, Net, Proc, PORT, TIMEOUT};
+use common::hosts::{
+    addr, exchange, finish, sessions, wait_encrypted, wait_session, Net, Proc, PORT, TIMEOUT,
+};
 use tcpcrypt_control::{Client, Request, Response, SessionState};
 use tcpcrypt_proto::keylog::{KeyLogFile, LoggedSecret};
 use tcpcrypt_proto::SessionId;
@@ -55,13 +57,7 @@ fn connect_once(net: &Net, ca: &Path, cb: &Path, dst: SocketAddr, seed: u8) -> S
     let local = s.local_addr().unwrap();
     let row_a = wait_encrypted(ca, local);
     let id = row_a.session_id.expect("established rows carry the ID");
-    let rows_b = sessions(cb);
-    assert!(
-        rows_b
-            .iter()
-            .any(|r| r.session_id == Some(id) && r.state == SessionState::Established),
-        "B reports the same ID {id}: {rows_b:?}"
-    );
+    wait_session(cb, id);
     finish(s);
     id
 }

@@ -12,8 +12,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::hosts::{
-    addr, exchange, expect_reset, finish, sessions, wait_encrypted, write_expect_reset, Net, PORT,
-    TIMEOUT,
+    addr, exchange, expect_reset, finish, sessions, wait_encrypted, wait_session,
+    write_expect_reset, Net, PORT, TIMEOUT,
 };
 use tcpcrypt_proto::wire::packet::TcpIpPacket;
 use tcpcrypt_sys::nfqueue::{Queue, QueueConfig, Verdict};
@@ -262,13 +262,8 @@ fn a_second_connection_resumes_the_session() {
         let id = row.session_id.expect("encrypted");
         assert_eq!(row.resumed, round == 1, "round {round}: {row:?}");
         assert_eq!(id.is_resumed(), round == 1);
-        let rows_b = sessions(&cb);
-        assert!(
-            rows_b
-                .iter()
-                .any(|r| r.session_id == Some(id) && r.resumed == (round == 1)),
-            "B agrees: {rows_b:?}"
-        );
+        let row_b = wait_session(&cb, id);
+        assert_eq!(row_b.resumed, round == 1, "B agrees: {row_b:?}");
         ids.push(id);
         finish(s);
     }

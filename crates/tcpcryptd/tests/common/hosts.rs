@@ -347,6 +347,26 @@ pub fn wait_encrypted(control: &Path, local: SocketAddr) -> SessionInfo {
     }
 }
 
+/// The established row with session ID `id` in the daemon at `control`, waited for (bounded):
+/// the two daemons record their rows independently, so the peer's may lag the one just read
+/// (seen under load: B's row still in the handshake state when A's was established).
+pub fn wait_session(control: &Path, id: tcpcrypt_proto::SessionId) -> SessionInfo {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let rows = sessions(control);
+        if let Some(row) = rows.iter().find(|r| {
+            r.session_id == Some(id) && r.state == tcpcrypt_control::SessionState::Established
+        }) {
+            return row.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no established row with session ID {id}: {rows:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Writes `data` and expects a reset: reported by the write (the kernel reports a received
 /// RST once, to whichever call comes first) or else by the next read; never a clean EOF.
 pub fn write_expect_reset(s: &mut TcpStream, data: &[u8], what: &str) {
