@@ -29,12 +29,13 @@ mod robust;
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::hosts::{addr, exchange, finish, sessions, wait_encrypted, Net, PORT, TIMEOUT};
+use common::queue_hook::QueueHook;
 use robust::{payload, record_and_check, row, RawSender};
 use tcpcrypt_control::SessionState;
 use tcpcrypt_crypto::OsRng;
@@ -42,8 +43,6 @@ use tcpcrypt_netsim::report::PlaintextCheck;
 use tcpcrypt_proto::consts::INIT1_MAGIC;
 use tcpcrypt_proto::session::{Read as SessionRead, Session, SessionConfig};
 use tcpcrypt_proto::wire::packet::{rewrite_tcp_options, TcpIpPacket};
-use tcpcrypt_sys::netns::NetNs;
-use tcpcrypt_sys::nfqueue::{Queue, QueueConfig, Verdict};
 use tcpcryptd::syn::{ConnKey, Decision, Limits, Outcome, PortPolicy, SynPath};
 
 const SECTION: &str = "bad input";
@@ -51,73 +50,6 @@ const SECTION: &str = "bad input";
 const SYN_PORT: u16 = 8096;
 const RAW_PORT: u16 = 8097;
 const PEER_PORT: u16 = 8098;
-
-/// Rewrites queued packets of A with `f` (`None`: accept unchanged); stops when dropped.
-struct Hook {
-    stop: Arc<AtomicBool>,
-    rewritten: Arc<AtomicUsize>,
-    thread: Option<JoinHandle<()>>,
-}
-
-type Rewrite = Box<dyn FnMut(&[u8]) -> Option<Vec<u8>> + Send>;
-
-impl Hook {
-    /// Queue `queue_num` fed by `rules` (iptables and ip6tables arguments after the tool).
-    fn start(ns: &NetNs, queue_num: u16, rules: &[Vec<&str>], mut f: Rewrite) -> Self {
-        let mut queue = ns
-            .run(move || Queue::open(&QueueConfig::new(queue_num)).expect("open the test queue"))
-            .unwrap();
-        for tool in ["iptables", "ip6tables"] {
-            for rule in rules {
-                let mut args = vec![tool];
-                args.extend_from_slice(rule);
-                ns.run(|| common::sh(&args)).unwrap();
-            }
-        }
-        let stop = Arc::new(AtomicBool::new(false));
-        let rewritten = Arc::new(AtomicUsize::new(0));
-        let (stop2, rewritten2) = (stop.clone(), rewritten.clone());
-        let thread = std::thread::spawn(move || {
-            while !stop2.load(Ordering::Relaxed) {
-                if !queue
-                    .wait_readable(Some(Duration::from_millis(50)))
-                    .unwrap()
-                {
-                    continue;
-                }
-                while let Some(packet) = queue.recv().unwrap() {
-                    match f(&packet.payload) {
-                        Some(new) => {
-                            rewritten2.fetch_add(1, Ordering::Relaxed);
-                            queue
-                                .verdict(packet.id, Verdict::accept_with_payload(&new))
-                                .unwrap();
-                        }
-                        None => queue.verdict(packet.id, Verdict::ACCEPT).unwrap(),
-                    }
-                }
-            }
-        });
-        Self {
-            stop,
-            rewritten,
-            thread: Some(thread),
-        }
-    }
-
-    fn rewritten(&self) -> usize {
-        self.rewritten.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for Hook {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 /// A healthy encrypted stream A → B:8080 through both daemons, echo-checked until `stop`.
 fn healthy(net: &Net, control_a: &std::path::Path, stop: Arc<AtomicBool>) -> JoinHandle<u64> {
@@ -232,7 +164,7 @@ fn malformed_eno_options_in_a_syn_fall_back_to_plain() {
         "4801",
         "--queue-bypass",
     ];
-    let hook = Hook::start(
+    let hook = QueueHook::start(
         &net.a,
         4801,
         &[rule],
@@ -391,7 +323,7 @@ impl PortPolicy for AllPorts {
 
 /// The raw peer's ENO: the daemon's own SYN path, run by the test on A's segments of
 /// connections to B:[`PEER_PORT`] (POSTROUTING out, PREROUTING in).
-fn negotiating_hook(net: &Net) -> (Hook, Arc<Mutex<SynPath>>) {
+fn negotiating_hook(net: &Net) -> (QueueHook, Arc<Mutex<SynPath>>) {
     let path = Arc::new(Mutex::new(SynPath::new(
         tcpcrypt_proto::eno::Config::default(),
         Box::new(AllPorts),
@@ -446,7 +378,7 @@ fn negotiating_hook(net: &Net) -> (Hook, Arc<Mutex<SynPath>>) {
         "4802",
         "--queue-bypass",
     ];
-    let hook = Hook::start(
+    let hook = QueueHook::start(
         &net.a,
         4802,
         &[out, inb],

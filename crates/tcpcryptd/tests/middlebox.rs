@@ -13,17 +13,14 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::hosts::{addr, capture, exchange, finish, sessions, Net, Proc, PORT, TIMEOUT};
+use common::queue_hook::QueueHook;
 use tcpcrypt_control::{SessionInfo, SessionState};
 use tcpcrypt_proto::wire::packet::{rewrite_tcp_options, TcpIpPacket};
 use tcpcrypt_proto::wire::tcp_option::{TcpOption, TcpOptions};
 use tcpcrypt_sys::netns::NetNs;
-use tcpcrypt_sys::nfqueue::{Queue, QueueConfig, Verdict};
 
 /// What the middlebox does to the ENO option of the segments it sees.
 #[derive(Clone, Copy)]
@@ -67,73 +64,28 @@ fn rebuild_options(area: &[u8], mangle: Mangle) -> Option<Vec<u8>> {
 
 /// A middlebox on `ns`: mangle POSTROUTING (after every daemon hook: the daemons' queues sit
 /// in OUTPUT and PREROUTING), queueing the segments `selector` picks. Stops when dropped.
-struct Middlebox {
-    stop: Arc<AtomicBool>,
-    mangled: Arc<AtomicUsize>,
-    thread: Option<JoinHandle<()>>,
-}
+struct Middlebox(QueueHook);
 
 impl Middlebox {
     fn start(ns: &NetNs, queue_num: u16, selector: &[&str], mangle: Mangle) -> Self {
-        let mut queue = ns
-            .run(move || Queue::open(&QueueConfig::new(queue_num)).expect("open the test queue"))
-            .unwrap();
         let qn = queue_num.to_string();
-        for tool in ["iptables", "ip6tables"] {
-            let mut args = vec![tool, "-t", "mangle", "-A", "POSTROUTING", "!", "-o", "lo"];
-            args.extend_from_slice(selector);
-            args.extend_from_slice(&["-j", "NFQUEUE", "--queue-num", &qn, "--queue-bypass"]);
-            ns.run(|| common::sh(&args)).unwrap();
-        }
-        let stop = Arc::new(AtomicBool::new(false));
-        let mangled = Arc::new(AtomicUsize::new(0));
-        let (stop2, mangled2) = (stop.clone(), mangled.clone());
-        let thread = std::thread::spawn(move || {
-            while !stop2.load(Ordering::Relaxed) {
-                if !queue
-                    .wait_readable(Some(Duration::from_millis(50)))
-                    .unwrap()
-                {
-                    continue;
-                }
-                while let Some(packet) = queue.recv().unwrap() {
-                    let bytes = &packet.payload;
-                    let rewritten = TcpIpPacket::new_checked(&bytes[..])
-                        .ok()
-                        .and_then(|p| rebuild_options(p.tcp_options(), mangle))
-                        .map(|options| rewrite_tcp_options(bytes, &options).unwrap());
-                    match rewritten {
-                        Some(new) => {
-                            let p = TcpIpPacket::new_checked(&new[..]).unwrap();
-                            assert!(p.verify_checksums().is_ok());
-                            mangled2.fetch_add(1, Ordering::Relaxed);
-                            queue
-                                .verdict(packet.id, Verdict::accept_with_payload(&new))
-                                .unwrap();
-                        }
-                        None => queue.verdict(packet.id, Verdict::ACCEPT).unwrap(),
-                    }
-                }
-            }
-        });
-        Self {
-            stop,
-            mangled,
-            thread: Some(thread),
-        }
+        let mut rule = vec!["-t", "mangle", "-A", "POSTROUTING", "!", "-o", "lo"];
+        rule.extend_from_slice(selector);
+        rule.extend_from_slice(&["-j", "NFQUEUE", "--queue-num", &qn, "--queue-bypass"]);
+        let rewrite = move |bytes: &[u8]| {
+            let new = TcpIpPacket::new_checked(bytes)
+                .ok()
+                .and_then(|p| rebuild_options(p.tcp_options(), mangle))
+                .map(|options| rewrite_tcp_options(bytes, &options).unwrap())?;
+            let p = TcpIpPacket::new_checked(&new[..]).unwrap();
+            assert!(p.verify_checksums().is_ok());
+            Some(new)
+        };
+        Self(QueueHook::start(ns, queue_num, &[rule], Box::new(rewrite)))
     }
 
     fn mangled(&self) -> usize {
-        self.mangled.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for Middlebox {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.0.rewritten()
     }
 }
 

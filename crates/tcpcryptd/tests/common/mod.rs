@@ -8,6 +8,7 @@ use tcpcrypt_sys::netns::NetNs;
 
 pub mod hosts;
 pub mod inspect;
+pub mod queue_hook;
 pub mod routed;
 
 /// Fails (never skips) when the test cannot do its job without root.
