@@ -344,3 +344,73 @@ fn verdict_for_an_unknown_packet_is_reported() {
     })
     .unwrap();
 }
+
+/// `Verdict::Repeat` runs the packet through the queueing table again with the new mark: a
+/// rule there saves the mark in the connection's conntrack mark, the queue rule (which skips
+/// connections so marked) lets the SYN go, and none of the connection's later packets (ACK,
+/// data both ways, FIN) is queued. This is how the daemon stops queueing a connection once its
+/// ENO negotiation is settled.
+#[test]
+fn repeat_verdict_saves_the_mark_and_stops_queueing_the_connection() {
+    let ns = common::netns();
+    ns.run(|| {
+        let addr: SocketAddr = ([127, 0, 0, 1], 8084).into();
+        let mut queue = Queue::open(&QueueConfig::new(16)).unwrap();
+        let mut set = RuleSet::new("TCQ_");
+        set.chain(Family::V4, Table::Mangle, Hook::Output, "MOUT")
+            .rule(&[
+                "-m",
+                "mark",
+                "--mark",
+                "0x80/0x80",
+                "-j",
+                "CONNMARK",
+                "--set-xmark",
+                "0x80/0x80",
+            ])
+            .rule(&[
+                "-p",
+                "tcp",
+                "--dport",
+                "8084",
+                "-m",
+                "connmark",
+                "!",
+                "--mark",
+                "0x80/0x80",
+                "-j",
+                "NFQUEUE",
+                "--queue-num",
+                "16",
+                "--queue-bypass",
+            ]);
+        let rules = set.install().expect("install the test's rules");
+        let listener = TcpListener::bind(addr).unwrap();
+        let mut stash = Vec::new();
+        let client = connect_in_background(addr);
+        let syn = recv_one(&mut queue);
+        let parsed = TcpIpPacket::new_checked(&syn.payload[..]).unwrap();
+        assert!(parsed.tcp().syn() && !parsed.tcp().ack());
+        queue
+            .verdict(
+                syn.id,
+                Verdict::Repeat {
+                    mark: syn.mark | 0x80,
+                    payload: None,
+                },
+            )
+            .unwrap();
+        exchange(&listener, &mut stash, client.recv().unwrap());
+        assert!(
+            queue.recv().unwrap().is_none(),
+            "no later packet of the connection was queued"
+        );
+        // The SYN went through the chain twice: queued, then (marked) saved and let go.
+        assert_eq!(
+            common::counters("iptables", "mangle", "TCQ_MOUT"),
+            vec![1, 1]
+        );
+        rules.remove().unwrap();
+    })
+    .unwrap();
+}

@@ -131,6 +131,15 @@ pub enum Verdict<'a> {
         /// Replacement packet bytes (IP header on), if any; checksums must be correct.
         payload: Option<&'a [u8]>,
     },
+    /// Run it through the queueing hook's table again from its start, with this mark (and
+    /// these bytes, if any): rules there can now see the mark, for example to save it in the
+    /// connection's conntrack mark and stop queueing the connection's later packets.
+    Repeat {
+        /// New skb->mark (the whole mark: keep the bits it had).
+        mark: u32,
+        /// Replacement packet bytes (IP header on), if any; checksums must be correct.
+        payload: Option<&'a [u8]>,
+    },
     /// Discard it.
     Drop,
 }
@@ -287,6 +296,7 @@ impl Queue {
     pub fn verdict(&mut self, id: u32, verdict: Verdict<'_>) -> Result<(), NfqError> {
         let (code, mark, payload) = match verdict {
             Verdict::Accept { mark, payload } => (netlink::NF_ACCEPT, mark, payload),
+            Verdict::Repeat { mark, payload } => (netlink::NF_REPEAT, Some(mark), payload),
             Verdict::Drop => (netlink::NF_DROP, None, None),
         };
         let mut header = [0u8; 8];

@@ -48,9 +48,10 @@ const NFQA_IFINDEX_OUTDEV: u16 = 6;
 pub(super) const NFQA_PAYLOAD: u16 = 10;
 const NFQA_CAP_LEN: u16 = 13;
 
-/// `NF_DROP` and `NF_ACCEPT` (linux/netfilter.h).
+/// `NF_DROP`, `NF_ACCEPT` and `NF_REPEAT` (linux/netfilter.h).
 pub(super) const NF_DROP: u32 = 0;
 pub(super) const NF_ACCEPT: u32 = 1;
+pub(super) const NF_REPEAT: u32 = 4;
 
 const NLMSG_HDR_LEN: usize = 16;
 const NFGENMSG_LEN: usize = 4;
