@@ -288,6 +288,9 @@ pub struct Marks {
     /// SO_MARK of the client proxy's plain retry sockets (ENO stripped after the SYN):
     /// neither queued nor redirected, so they go direct without ENO.
     pub plain: u32,
+    /// Verdict mark (and connmark): the connection's ENO negotiation is settled, so the
+    /// kernel queues none of its later segments (RFC 8547 §4.6; see [`crate::rules`]).
+    pub settled: u32,
 }
 
 impl Default for Marks {
@@ -300,6 +303,7 @@ impl Default for Marks {
             divert: 0x10,
             tproxy: 0x20,
             plain: 0x40,
+            settled: 0x80,
         }
     }
 }
@@ -314,6 +318,7 @@ impl Marks {
             ("divert", self.divert),
             ("tproxy", self.tproxy),
             ("plain", self.plain),
+            ("settled", self.settled),
         ];
         for (i, (name, m)) in all.iter().enumerate() {
             if *m == 0 {
@@ -525,8 +530,8 @@ pub struct Cli {
     /// new connections go direct without ENO; 0 turns the cache off.
     #[arg(long)]
     pub type2_cache_secs: Option<u64>,
-    /// Packet marks as "upstream,service,redirect,reject,divert,tproxy" or with ",plain"
-    /// after them (hex or decimal).
+    /// Packet marks as "upstream,service,redirect,reject,divert,tproxy", optionally followed
+    /// by ",plain" and ",settled" (hex or decimal).
     #[arg(long)]
     pub marks: Option<String>,
     /// DEBUG ONLY: append each encrypted connection's secret to FILE (created 0600), so that
@@ -834,15 +839,15 @@ fn parse_names<T: Copy + PartialEq>(
 fn parse_marks(text: &str) -> Result<Marks, ConfigError> {
     let values: Result<Vec<u32>, String> = text.split(',').map(parse_u32).collect();
     let values = values.map_err(|r| invalid("marks", r))?;
-    let (upstream, service, redirect, reject, divert, tproxy, plain) = match values[..] {
-        [u, s, r, j, d, t] => (u, s, r, j, d, t, Marks::default().plain),
-        [u, s, r, j, d, t, p] => (u, s, r, j, d, t, p),
-        _ => {
-            return Err(invalid(
-                "marks",
-                "six or seven values: upstream,service,redirect,reject,divert,tproxy[,plain]",
-            ))
-        }
+    let defaults = Marks::default();
+    let (upstream, service, redirect, reject, divert, tproxy, plain, settled) = match values[..] {
+        [u, s, r, j, d, t] => (u, s, r, j, d, t, defaults.plain, defaults.settled),
+        [u, s, r, j, d, t, p] => (u, s, r, j, d, t, p, defaults.settled),
+        [u, s, r, j, d, t, p, x] => (u, s, r, j, d, t, p, x),
+        _ => return Err(invalid(
+            "marks",
+            "six to eight values: upstream,service,redirect,reject,divert,tproxy[,plain[,settled]]",
+        )),
     };
     Ok(Marks {
         upstream,
@@ -852,6 +857,7 @@ fn parse_marks(text: &str) -> Result<Marks, ConfigError> {
         divert,
         tproxy,
         plain,
+        settled,
     })
 }
 
@@ -941,8 +947,18 @@ mod tests {
         .load()
         .unwrap();
         assert!(c.type2_cache_ttl.is_zero());
-        let c = cli(&["--marks", "1,2,4,8,16,32,0x80"]).load().unwrap();
-        assert_eq!(c.marks.plain, 0x80);
+        let c = cli(&["--marks", "1,2,4,8,16,32,0x100"]).load().unwrap();
+        assert_eq!((c.marks.plain, c.marks.settled), (0x100, 0x80));
+        let c = cli(&["--marks", "1,2,4,8,16,32,0x100,0x200"])
+            .load()
+            .unwrap();
+        assert_eq!((c.marks.plain, c.marks.settled), (0x100, 0x200));
+        let err = cli(&["--marks", "1,2,4,8,16,32,0x80"]).load().unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("settled (0x80) shares bits with plain"),
+            "{err}"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -968,7 +984,7 @@ mod tests {
             (&["--marks", "0,2,4,8,16,32"], "marks"),
             (&["--marks", "1,2,4,8,16,64"], "marks"),
             (&["--marks", "1,2,4,8,16,32,1"], "marks"),
-            (&["--marks", "1,2,4,8,16,32,64,128"], "marks"),
+            (&["--marks", "1,2,4,8,16,32,64,128,256"], "marks"),
             (&["--client", "false", "--server", "false"], "client/server"),
             (
                 &["--client-port", "5", "--server-port", "5"],

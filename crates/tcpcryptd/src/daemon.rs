@@ -45,7 +45,7 @@ use crate::config::Config;
 use crate::control::{ControlHandler, Registry, Row};
 use crate::pump::{self, SharedTraffic};
 use crate::rules::Plan;
-use crate::syn::{AppSyn, ConnKey, Decision, Limits, Outcome, ServerSyn, SynPath};
+use crate::syn::{AppSyn, ConnKey, Decision, Handled, Limits, Outcome, ServerSyn, SynPath};
 use crate::type2_cache::{self, Type2Cache};
 
 /// How long a connection task waits for its ENO outcome after accept.
@@ -412,28 +412,43 @@ fn send_verdict(queue: &SharedQueue, id: u32, verdict: Verdict<'_>) {
     }
 }
 
-fn decision_verdict(queue: &SharedQueue, id: u32, decision: &Decision) {
-    let verdict = match decision {
-        Decision::Accept => Verdict::ACCEPT,
-        Decision::Replace(bytes) => Verdict::accept_with_payload(bytes),
-        Decision::Drop => Verdict::Drop,
+/// The verdict on a queued handshake segment. Once its connection is settled the segment
+/// goes back through its chain with the settled mark added (`NF_REPEAT`), which saves the mark
+/// in the connmark so that no later segment of the connection is queued (see [`crate::rules`]).
+fn handled_verdict(queue: &SharedQueue, packet: &Packet, handled: &Handled, settled_mark: u32) {
+    let payload = match &handled.decision {
+        Decision::Drop => return send_verdict(queue, packet.id, Verdict::Drop),
+        Decision::Accept => None,
+        Decision::Replace(bytes) => Some(&bytes[..]),
     };
-    send_verdict(queue, id, verdict);
+    let verdict = if handled.settled {
+        Verdict::Repeat {
+            mark: packet.mark | settled_mark,
+            payload,
+        }
+    } else {
+        Verdict::Accept {
+            mark: None,
+            payload,
+        }
+    };
+    send_verdict(queue, packet.id, verdict);
 }
 
 fn handle_packet(shared: &Arc<Shared>, queue: &SharedQueue, kind: QueueKind, packet: Packet) {
     let now = Instant::now();
     match kind {
         QueueKind::EnoOut | QueueKind::EnoIn => {
-            let (decision, outcome) = {
+            let (handled, outcome) = {
                 let mut st = lock(&shared.syn);
-                let (decision, ready) = match kind {
+                let handled = match kind {
                     QueueKind::EnoOut => st.path.on_outbound(&packet.payload, now),
                     _ => st.path.on_inbound(&packet.payload, now),
                 };
-                (decision, ready.map(|key| deliver(&mut st, key)))
+                let outcome = handled.ready.map(|key| deliver(&mut st, key));
+                (handled, outcome)
             };
-            decision_verdict(queue, packet.id, &decision);
+            handled_verdict(queue, &packet, &handled, shared.config.marks.settled);
             drop(outcome);
         }
         QueueKind::AppSyn => {
@@ -698,6 +713,9 @@ async fn take_connection(
                 None => remapped_upstream(&mut upstreams, key),
             };
             drop(upstreams);
+            if let Some((app_key, _)) = &found {
+                lock(&shared.syn).path.accepted(app_key);
+            }
             found.map(|(app_key, (net, _, slot))| {
                 let net_key = stream_key(&net);
                 // The application's own address (as its SYN had it), even if NAT remapped it.

@@ -6,11 +6,21 @@
 //! sockets · R 0x4 verdict "redirect" · J 0x8 verdict "reject" · D 0x10 verdict "divert" (and
 //! the diverted connections' connmark) · T 0x20 TPROXY · P 0x40 plain upstream, no NFQUEUE, no
 //! redirect (the client proxy's retry without ENO after a type-2 failure, RFC 8547 §9; see
-//! [`crate::type2_cache`]). Queues: `app_syn`, `eno_out`,
+//! [`crate::type2_cache`]) · X 0x80 verdict and connmark "settled". Queues: `app_syn`, `eno_out`,
 //! `eno_in`, `server_syn`. Every NFQUEUE rule has `--queue-bypass`: with the daemon gone,
 //! connections go direct (fail-open). Only handshake segments are queued: SYNs, and the first
-//! packets of intercepted connections bounded by `connbytes` (RFC 8547 §4.6: ENO is needed
-//! until a non-SYN segment has been received), never the data that follows.
+//! packets of intercepted connections (RFC 8547 §4.6: ENO is needed until a non-SYN segment
+//! has been received), never the data that follows.
+//!
+//! Where a connection's queueing stops: at the segment after which its negotiation is settled
+//! on this host ([`crate::syn::Handled::settled`]: decided, and the §4.6 duty to send ENO over).
+//! That segment's verdict is `NF_REPEAT` with mark X added: it runs through its chain again,
+//! the first rule saves X in the connmark, and every queue rule skips connmark X; so each
+//! connection is queued for exactly the segments its negotiation needs (a fresh handshake: 3
+//! on the client, 2 on the server, not counting the SYN queues), and no later segment can
+//! overtake one still queued (the bounds below would let it: a late segment that skips the
+//! queue leaves first). `connbytes` still bounds every queue rule, in case a negotiation
+//! never settles.
 //!
 //! The one exception to fail-open is the mandatory policy: a SYN to a mandatory port or address
 //! that no live daemon marked (it let it go direct, or it is dead: SIGKILL leaves the rules in
@@ -19,11 +29,13 @@
 //!
 //! ```text
 //! client (host A)
-//!   mangle OUTPUT    C_MOUT: mark U → CONNMARK U; mark U, first 6 packets → NFQUEUE eno_out;
+//!   mangle OUTPUT    C_MOUT: mark X → CONNMARK X; mark U → CONNMARK U;
+//!                            mark U, not connmark X, first 6 packets → NFQUEUE eno_out;
 //!                            mark U → RETURN; mark S → RETURN; mark P → RETURN;
 //!                            -o lo → RETURN;
 //!                            excluded ports → RETURN; --syn → NFQUEUE app_syn
-//!   mangle PREROUTING C_MPRE: connmark U, first 4 reply packets → NFQUEUE eno_in
+//!   mangle PREROUTING C_MPRE: mark X → CONNMARK X;
+//!                            connmark U, not X, first 4 reply packets → NFQUEUE eno_in
 //!   nat OUTPUT       C_NOUT: mark U → RETURN; mark R → REDIRECT client_port
 //!   filter OUTPUT    C_FOUT: mark J → REJECT tcp-reset           (upstream refused)
 //!                            with a mandatory policy: mark U or R → RETURN; -o lo → RETURN;
@@ -31,10 +43,11 @@
 //! server (host B)
 //!   raw PREROUTING   S_RPRE: mark S → RETURN; -i lo → RETURN; excluded → RETURN;
 //!                            --syn → NFQUEUE server_syn
-//!   mangle PREROUTING S_MPRE: mark D → CONNMARK D; mark D → TPROXY server_port (lo address);
-//!                            ! --syn, connmark D, packets 2-5 → NFQUEUE eno_in
-//!   mangle OUTPUT    S_MOUT: connmark S → MARK S; mark S → CONNMARK S;
-//!                            connmark D, first 4 reply packets → NFQUEUE eno_out
+//!   mangle PREROUTING S_MPRE: mark X → CONNMARK X;
+//!                            mark D → CONNMARK D; mark D → TPROXY server_port (lo address);
+//!                            ! --syn, connmark D, not X, packets 2-5 → NFQUEUE eno_in
+//!   mangle OUTPUT    S_MOUT: connmark S → MARK S; mark S → CONNMARK S; mark X → CONNMARK X;
+//!                            connmark D, not X, first 4 reply packets → NFQUEUE eno_out
 //!   filter INPUT     S_FIN:  mark J → REJECT tcp-reset           (mandatory port or address, no ENO)
 //!                            with a mandatory policy: -i lo → RETURN; mark D → RETURN;
 //!                            --syn to a mandatory port/address → REJECT tcp-reset
@@ -159,12 +172,14 @@ impl Plan {
         let m = &c.marks;
         let q = &c.queues;
         let mut mout = vec![
+            save_settled(m.settled),
             args(&["-p", "tcp"])
                 .mark(m.upstream)
                 .then(&["-j", "CONNMARK"])
                 .set(m.upstream),
             args(&["-p", "tcp"])
                 .mark(m.upstream)
+                .not_connmark(m.settled)
                 .connbytes("1:6", "original")
                 .queue(q.eno_out),
             args(&[]).mark(m.upstream).then(&["-j", "RETURN"]),
@@ -177,10 +192,14 @@ impl Plan {
         mout.extend(excluded(c));
         mout.push(args(&["-p", "tcp", "--syn"]).queue(q.app_syn));
         self.chain(family, Table::Mangle, Hook::Output, "C_MOUT", mout);
-        let mpre = vec![args(&["-p", "tcp"])
-            .connmark(m.upstream)
-            .connbytes("1:4", "reply")
-            .queue(q.eno_in)];
+        let mpre = vec![
+            save_settled(m.settled),
+            args(&["-p", "tcp"])
+                .connmark(m.upstream)
+                .not_connmark(m.settled)
+                .connbytes("1:4", "reply")
+                .queue(q.eno_in),
+        ];
         self.chain(family, Table::Mangle, Hook::Prerouting, "C_MPRE", mpre);
         let port = c.client_port.to_string();
         let nout = vec![
@@ -214,6 +233,7 @@ impl Plan {
         let port = c.server_port.to_string();
         let tproxy_mark = mask(m.tproxy);
         let mpre = vec![
+            save_settled(m.settled),
             args(&["-p", "tcp"])
                 .mark(m.divert)
                 .then(&["-j", "CONNMARK"])
@@ -230,6 +250,7 @@ impl Plan {
             ]),
             args(&["-p", "tcp", "!", "--syn"])
                 .connmark(m.divert)
+                .not_connmark(m.settled)
                 .connbytes("2:5", "original")
                 .queue(q.eno_in),
         ];
@@ -243,8 +264,10 @@ impl Plan {
                 .mark(m.service)
                 .then(&["-j", "CONNMARK"])
                 .set(m.service),
+            save_settled(m.settled),
             args(&["-p", "tcp"])
                 .connmark(m.divert)
+                .not_connmark(m.settled)
                 .connbytes("1:4", "reply")
                 .queue(q.eno_out),
         ];
@@ -315,6 +338,10 @@ impl Rule {
         let v = mask(m);
         self.then(&["-m", "connmark", "--mark", &v])
     }
+    fn not_connmark(self, m: u32) -> Self {
+        let v = mask(m);
+        self.then(&["-m", "connmark", "!", "--mark", &v])
+    }
     fn set(self, m: u32) -> Self {
         let v = mask(m);
         self.then(&["--set-xmark", &v])
@@ -335,6 +362,13 @@ impl Rule {
         let n = num.to_string();
         self.then(&["-j", "NFQUEUE", "--queue-num", &n, "--queue-bypass"])
     }
+}
+
+/// The first rule of each chain with a queue for established segments: a segment that comes
+/// back with the settled mark (`NF_REPEAT`) marks its connection, which no queue rule takes
+/// any more.
+fn save_settled(m: u32) -> Rule {
+    args(&[]).mark(m).then(&["-j", "CONNMARK"]).set(m)
 }
 
 fn reject(m: u32) -> Rule {
@@ -437,9 +471,9 @@ mod tests {
         let text = plan.render("T_");
         for expected in [
             "iptables -t mangle -A T_C_MOUT -p tcp --syn -j NFQUEUE --queue-num 4750 --queue-bypass",
-            "iptables -t mangle -A T_C_MOUT -p tcp -m mark --mark 0x1/0x1 -m connbytes \
-             --connbytes 1:6 --connbytes-dir original --connbytes-mode packets -j NFQUEUE \
-             --queue-num 4751 --queue-bypass",
+            "iptables -t mangle -A T_C_MOUT -p tcp -m mark --mark 0x1/0x1 -m connmark ! --mark \
+             0x80/0x80 -m connbytes --connbytes 1:6 --connbytes-dir original --connbytes-mode \
+             packets -j NFQUEUE --queue-num 4751 --queue-bypass",
             "iptables -t nat -A T_C_NOUT -p tcp -m mark --mark 0x4/0x4 -j REDIRECT --to-ports 4760",
             "iptables -t filter -A T_C_FOUT -p tcp -m mark --mark 0x8/0x8 -j REJECT \
              --reject-with tcp-reset",
@@ -447,8 +481,8 @@ mod tests {
             "ip6tables -t mangle -A T_S_MPRE -p tcp -m mark --mark 0x10/0x10 -j TPROXY \
              --on-port 4761 --on-ip ::1 --tproxy-mark 0x20/0x20",
             "iptables -t mangle -A T_S_MPRE -p tcp ! --syn -m connmark --mark 0x10/0x10 -m \
-             connbytes --connbytes 2:5 --connbytes-dir original --connbytes-mode packets -j \
-             NFQUEUE --queue-num 4752 --queue-bypass",
+             connmark ! --mark 0x80/0x80 -m connbytes --connbytes 2:5 --connbytes-dir original \
+             --connbytes-mode packets -j NFQUEUE --queue-num 4752 --queue-bypass",
             "iptables -t mangle -A T_S_MOUT -m connmark --mark 0x2/0x2 -j MARK --set-xmark 0x2/0x2",
             "iptables -t filter -I INPUT 1 -j T_S_FIN",
             "iptables -t mangle -A T_C_MOUT -m mark --mark 0x40/0x40 -j RETURN",
@@ -460,11 +494,23 @@ mod tests {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");
         }
         // Every queue rule is fail-open, and the excluded ports are skipped before the SYN
-        // queues.
+        // queues. Every queue of established segments skips settled connections, and its
+        // chain saves the settled mark first (the repeated segment must meet that rule).
+        let save = "-m mark --mark 0x80/0x80 -j CONNMARK --set-xmark 0x80/0x80";
         for c in &plan.chains {
             for r in &c.rules {
                 if r.contains(&"NFQUEUE".to_owned()) {
                     assert!(r.contains(&"--queue-bypass".to_owned()), "{r:?}");
+                    if r.contains(&"--connbytes".to_owned()) {
+                        assert!(r.join(" ").contains("connmark ! --mark 0x80/0x80"), "{r:?}");
+                        let saved = c.rules.iter().position(|r| r.join(" ") == save);
+                        let queued = c.rules.iter().position(|x| x == r);
+                        assert!(
+                            saved.is_some() && saved < queued,
+                            "{}: save before queue",
+                            c.suffix
+                        );
+                    }
                 }
             }
         }

@@ -55,6 +55,34 @@ pub enum Decision {
     Drop,
 }
 
+/// What the SYN path made of one queued handshake segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Handled {
+    /// What to tell the kernel about the segment.
+    pub decision: Decision,
+    /// The connection whose outcome has just been decided ([`SynPath::take_outcome`]).
+    pub ready: Option<ConnKey>,
+    /// No later segment of this connection needs the SYN path (its negotiation is settled,
+    /// [`Negotiation::is_settled`], or it is not tracked): the daemon marks the connection so
+    /// that the kernel stops queueing it, and its entries here are gone.
+    pub settled: bool,
+}
+
+impl Handled {
+    fn new(decision: Decision, ready: Option<ConnKey>, settled: bool) -> Self {
+        Self {
+            decision,
+            ready,
+            settled,
+        }
+    }
+
+    /// An untracked segment: accepted unchanged, nothing to wait for.
+    fn untracked(settled: bool) -> Self {
+        Self::new(Decision::Accept, None, settled)
+    }
+}
+
 /// How a negotiation ended, for the proxy.
 #[derive(Debug)]
 pub enum Outcome {
@@ -282,9 +310,9 @@ impl SynPath {
 
     /// A segment this host sends on an intercepted connection (mangle OUTPUT): the client
     /// proxy's upstream (created here at its SYN) or the server listener's SYN-ACK.
-    pub fn on_outbound(&mut self, bytes: &[u8], now: Instant) -> (Decision, Option<ConnKey>) {
+    pub fn on_outbound(&mut self, bytes: &[u8], now: Instant) -> Handled {
         let Some((key, flags, isn)) = parse(bytes, Dir::Out) else {
-            return (Decision::Accept, None);
+            return Handled::untracked(false);
         };
         let new_syn = flags.syn && !flags.ack;
         if new_syn && self.flows.get(&key).is_some_and(|f| f.isn != isn) {
@@ -294,7 +322,7 @@ impl SynPath {
         }
         if !self.flows.contains_key(&key) {
             if !flags.syn || flags.ack || !self.make_room(now) {
-                return (Decision::Accept, None);
+                return Handled::untracked(true);
             }
             let offer = if self.eno.offer_resumption() {
                 self.cache.take_offer(&key.remote.ip(), now)
@@ -313,10 +341,10 @@ impl SynPath {
             );
         }
         let Some(flow) = self.flows.get_mut(&key) else {
-            return (Decision::Accept, None);
+            return Handled::untracked(true);
         };
         let Ok(pkt) = TcpIpPacket::new_checked(bytes) else {
-            return (Decision::Accept, None);
+            return Handled::untracked(false);
         };
         let decision = match flow.neg.on_send(flags, pkt.tcp_options()) {
             None => Decision::Accept,
@@ -330,21 +358,22 @@ impl SynPath {
                 None => Decision::Accept,
             },
         };
-        (decision, self.report(key, now))
+        let ready = self.report(key, now);
+        Handled::new(decision, ready, self.settle(key))
     }
 
     /// A segment received on an intercepted connection (mangle PREROUTING): the SYN-ACK and
     /// first segments for the client's upstream, the third ACK and first segments for the
     /// server's diverted connection.
-    pub fn on_inbound(&mut self, bytes: &[u8], now: Instant) -> (Decision, Option<ConnKey>) {
+    pub fn on_inbound(&mut self, bytes: &[u8], now: Instant) -> Handled {
         let Some((key, flags, _)) = parse(bytes, Dir::In) else {
-            return (Decision::Accept, None);
+            return Handled::untracked(false);
         };
         let Some(flow) = self.flows.get_mut(&key) else {
-            return (Decision::Accept, None);
+            return Handled::untracked(true);
         };
         let Ok(pkt) = TcpIpPacket::new_checked(bytes) else {
-            return (Decision::Accept, None);
+            return Handled::untracked(false);
         };
         let verdict = flow.neg.on_receive(flags, pkt.tcp_options());
         let decision = if verdict.discard_syn_data {
@@ -352,7 +381,28 @@ impl SynPath {
         } else {
             Decision::Accept
         };
-        (decision, self.report(key, now))
+        let ready = self.report(key, now);
+        Handled::new(decision, ready, self.settle(key))
+    }
+
+    /// Forgets `key`'s negotiation and held SYN once the negotiation is settled (its outcome
+    /// was stored by [`report`](Self::report) first): the connection is established on this
+    /// host, so no SYN of it can be retransmitted, and the kernel stops queueing its segments.
+    /// Freeing the entries now, not at the TTL, is what lets the tables serve any connection
+    /// rate. True if settled.
+    fn settle(&mut self, key: ConnKey) -> bool {
+        if !self.flows.get(&key).is_some_and(|f| f.neg.is_settled()) {
+            return false;
+        }
+        self.flows.remove(&key);
+        self.holds.remove(&key);
+        true
+    }
+
+    /// The application's connection `key` was accepted by the client proxy: its SYN can no
+    /// longer be retransmitted, so its held-SYN entry goes (freeing the table at once).
+    pub fn accepted(&mut self, key: &ConnKey) {
+        self.holds.remove(key);
     }
 
     /// Takes the outcome of `key`'s negotiation once decided.

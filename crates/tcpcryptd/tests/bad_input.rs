@@ -387,12 +387,12 @@ fn negotiating_hook(net: &Net) -> (QueueHook, Arc<Mutex<SynPath>>) {
             let outbound = pkt.tcp().dst_port() == PEER_PORT;
             let mut path = p2.lock().unwrap();
             let now = Instant::now();
-            let (decision, _) = if outbound {
+            let handled = if outbound {
                 path.on_outbound(bytes, now)
             } else {
                 path.on_inbound(bytes, now)
             };
-            match decision {
+            match handled.decision {
                 Decision::Replace(new) => Some(new),
                 Decision::Accept | Decision::Drop => None,
             }

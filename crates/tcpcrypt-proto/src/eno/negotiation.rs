@@ -471,6 +471,19 @@ impl Negotiation {
         self.state
     }
 
+    /// True once no later segment of the connection, in either direction, matters to the
+    /// negotiation: it is disabled (no ENO is sent any more, and nothing received can enable
+    /// it), or it is enabled and a non-SYN segment has been received, which ends the duty to
+    /// send ENO (§4.6; enablement means our ACK with ENO was sent too). A driver that inspects
+    /// segments (a packet filter) can stop showing it the connection's segments from here on.
+    pub fn is_settled(&self) -> bool {
+        match self.state {
+            State::Pending => false,
+            State::Disabled(_) => true,
+            State::Enabled => self.received_non_syn,
+        }
+    }
+
     /// The outcome once [`State::Enabled`], until taken.
     pub fn negotiated(&self) -> Option<&Negotiated> {
         self.negotiated.as_ref()

@@ -148,7 +148,11 @@ fn handshake(a: &mut SynPath, b: &mut SynPath, v6: bool) -> (Outcome, Outcome) {
 
     // A's upstream SYN gets ENO.
     let syn = packet(ca, sb, SYN, &SYN_OPTIONS, &[]);
-    let (d, out) = a.on_outbound(&syn, now);
+    let Handled {
+        decision: d,
+        ready: out,
+        ..
+    } = a.on_outbound(&syn, now);
     assert!(out.is_none());
     let syn = replaced(d, syn);
     assert_eq!(eno_options(&syn).len(), 1, "the SYN carries one ENO option");
@@ -164,39 +168,70 @@ fn handshake(a: &mut SynPath, b: &mut SynPath, v6: bool) -> (Outcome, Outcome) {
 
     // B's listener answers; the SYN-ACK gets B's option.
     let syn_ack = packet(sb, ca, SYN | ACK, &SYN_OPTIONS, &[]);
-    let (d, _) = b.on_outbound(&syn_ack, now);
+    let Handled { decision: d, .. } = b.on_outbound(&syn_ack, now);
     let syn_ack = replaced(d, syn_ack);
     assert_eq!(eno_options(&syn_ack).len(), 1);
 
     // A reads it; its third ACK carries 45 02 and enables ENO on A.
-    let (d, out) = a.on_inbound(&syn_ack, now);
+    let Handled {
+        decision: d,
+        ready: out,
+        ..
+    } = a.on_inbound(&syn_ack, now);
     assert_eq!((d, out), (Decision::Accept, None));
     let ack = packet(ca, sb, ACK, &ACK_OPTIONS, &[]);
-    let (d, out) = a.on_outbound(&ack, now);
+    let Handled {
+        decision: d,
+        ready: out,
+        settled,
+    } = a.on_outbound(&ack, now);
     let ack = replaced(d, ack);
     assert_eq!(out, Some(key_a));
+    assert!(!settled, "A still owes ENO on its segments (RFC 8547 §4.6)");
     assert_eq!(eno_options(&ack), vec![vec![0x45, 0x02]]);
 
     // A's first data segment (Init1) too, until B's first non-SYN segment arrives.
     let init1 = packet(ca, sb, ACK, &ACK_OPTIONS, b"init1");
-    let (d, _) = a.on_outbound(&init1, now);
+    let Handled {
+        decision: d,
+        settled,
+        ..
+    } = a.on_outbound(&init1, now);
     assert_eq!(eno_options(&replaced(d, init1)).len(), 1);
+    assert!(!settled);
 
     // B reads the third ACK: enabled.
-    let (d, out) = b.on_inbound(&ack, now);
+    assert_eq!(b.flow_count(), 1);
+    let Handled {
+        decision: d,
+        ready: out,
+        settled,
+    } = b.on_inbound(&ack, now);
     assert_eq!((d, out), (Decision::Accept, Some(key_b)));
+    assert!(
+        settled,
+        "B needs no more segments: the daemon stops queueing them"
+    );
+    assert_eq!(b.flow_count(), 0, "and its entries are freed at once");
     let oa = a.take_outcome(&key_a).expect("A decided");
     let ob = b.take_outcome(&key_b).expect("B decided");
     assert!(a.take_outcome(&key_a).is_none(), "taken once");
 
     // B's Init2 carries no ENO: B has received a non-SYN segment.
     let init2 = packet(sb, ca, ACK, &ACK_OPTIONS, b"init2");
-    let (d, _) = b.on_outbound(&init2, now);
+    let Handled { decision: d, .. } = b.on_outbound(&init2, now);
     assert_eq!(d, Decision::Accept);
-    // After A receives it, A adds no more ENO.
-    let _ = a.on_inbound(&init2, now);
+    // After A receives it, A adds no more ENO and is settled.
+    assert!(a.on_inbound(&init2, now).settled);
+    assert_eq!(a.flow_count(), 0);
     let more = packet(ca, sb, ACK, &ACK_OPTIONS, b"frame");
-    assert_eq!(a.on_outbound(&more, now).0, Decision::Accept);
+    assert_eq!(a.on_outbound(&more, now).decision, Decision::Accept);
+    // B's held-SYN entry went at the settle too: the same SYN now is a new connection, not a
+    // retransmission to repeat a verdict for.
+    assert!(matches!(
+        b.on_server_syn(&syn, now),
+        ServerSyn::Divert { .. }
+    ));
     (oa, ob)
 }
 
@@ -227,7 +262,7 @@ fn server_passes_plain_syns_and_refuses_them_on_mandatory_ports() {
         let mut a = path();
         let ssh = SocketAddr::new(sb.ip(), 22);
         let syn = packet(ca, ssh, SYN, &SYN_OPTIONS, &[]);
-        let syn = replaced(a.on_outbound(&syn, now).0, syn);
+        let syn = replaced(a.on_outbound(&syn, now).decision, syn);
         assert_eq!(path().on_server_syn(&syn, now), ServerSyn::Pass);
     }
 }
@@ -238,7 +273,7 @@ fn server_strips_syn_data_of_an_eno_syn() {
     let (ca, sb) = addrs(false);
     let mut a = path();
     let syn = packet(ca, sb, SYN, &SYN_OPTIONS, &[]);
-    let syn = replaced(a.on_outbound(&syn, now).0, syn);
+    let syn = replaced(a.on_outbound(&syn, now).decision, syn);
     // The same SYN with data: B must not let the kernel acknowledge it (RFC 8547 §4.7).
     let p = TcpIpPacket::new_checked(syn.as_slice()).unwrap();
     let with_data = packet(ca, sb, SYN, p.tcp_options(), b"early");
@@ -268,7 +303,7 @@ fn client_falls_back_against_a_plain_server() {
         let syn = packet(ca, sb, SYN, &SYN_OPTIONS, &[]);
         let _ = a.on_outbound(&syn, now);
         let syn_ack = packet(sb, ca, SYN | ACK, &SYN_OPTIONS, &[]);
-        let (_, out) = a.on_inbound(&syn_ack, now);
+        let Handled { ready: out, .. } = a.on_inbound(&syn_ack, now);
         assert_eq!(out, Some(key));
         assert!(matches!(
             a.take_outcome(&key),
@@ -276,7 +311,7 @@ fn client_falls_back_against_a_plain_server() {
         ));
         // No ENO on the third ACK then.
         let ack = packet(ca, sb, ACK, &ACK_OPTIONS, &[]);
-        assert_eq!(a.on_outbound(&ack, now).0, Decision::Accept);
+        assert_eq!(a.on_outbound(&ack, now).decision, Decision::Accept);
     }
 }
 
@@ -286,14 +321,14 @@ fn server_falls_back_when_the_third_ack_lacks_eno() {
     let (ca, sb) = addrs(true);
     let (mut a, mut b) = (path(), path());
     let syn = packet(ca, sb, SYN, &SYN_OPTIONS, &[]);
-    let syn = replaced(a.on_outbound(&syn, now).0, syn);
+    let syn = replaced(a.on_outbound(&syn, now).decision, syn);
     let ServerSyn::Divert { key, .. } = b.on_server_syn(&syn, now) else {
         panic!("diverted")
     };
     let syn_ack = packet(sb, ca, SYN | ACK, &SYN_OPTIONS, &[]);
     let _ = b.on_outbound(&syn_ack, now);
     let ack = packet(ca, sb, ACK, &ACK_OPTIONS, &[]);
-    let (_, out) = b.on_inbound(&ack, now);
+    let Handled { ready: out, .. } = b.on_inbound(&ack, now);
     assert_eq!(out, Some(key));
     assert!(matches!(
         b.take_outcome(&key),
@@ -345,7 +380,7 @@ fn tables_are_bounded_and_expire() {
     for port in 1..=3u16 {
         let src = SocketAddr::new(ca.ip(), 50000 + port);
         let syn = packet(src, sb, SYN, &SYN_OPTIONS, &[]);
-        if matches!(a.on_outbound(&syn, now).0, Decision::Replace(_)) {
+        if matches!(a.on_outbound(&syn, now).decision, Decision::Replace(_)) {
             with_eno += 1;
         }
     }
@@ -353,7 +388,10 @@ fn tables_are_bounded_and_expire() {
     assert_eq!(a.flow_count(), 2);
     let later = now + Duration::from_secs(6);
     let syn = packet(SocketAddr::new(ca.ip(), 50009), sb, SYN, &SYN_OPTIONS, &[]);
-    assert!(matches!(a.on_outbound(&syn, later).0, Decision::Replace(_)));
+    assert!(matches!(
+        a.on_outbound(&syn, later).decision,
+        Decision::Replace(_)
+    ));
     assert_eq!(a.flow_count(), 1, "expired entries were dropped");
 }
 
@@ -362,15 +400,26 @@ fn garbage_and_unknown_flows_are_accepted_unchanged() {
     let now = Instant::now();
     let mut a = path();
     for junk in [&b""[..], &[0x45, 0, 0], &[0x60; 60]] {
-        assert_eq!(a.on_outbound(junk, now), (Decision::Accept, None));
-        assert_eq!(a.on_inbound(junk, now), (Decision::Accept, None));
+        let unparsable = Handled {
+            decision: Decision::Accept,
+            ready: None,
+            settled: false,
+        };
+        assert_eq!(a.on_outbound(junk, now), unparsable);
+        assert_eq!(a.on_inbound(junk, now), unparsable);
         assert_eq!(a.on_app_syn(junk, now), AppSyn::Pass);
         assert_eq!(a.on_server_syn(junk, now), ServerSyn::Pass);
     }
     let (ca, sb) = addrs(false);
     let ack = packet(ca, sb, ACK, &ACK_OPTIONS, b"x");
-    assert_eq!(a.on_outbound(&ack, now), (Decision::Accept, None));
-    assert_eq!(a.on_inbound(&ack, now), (Decision::Accept, None));
+    // A connection the path does not track: accepted, and settled (never queue it again).
+    let untracked = Handled {
+        decision: Decision::Accept,
+        ready: None,
+        settled: true,
+    };
+    assert_eq!(a.on_outbound(&ack, now), untracked);
+    assert_eq!(a.on_inbound(&ack, now), untracked);
 }
 
 /// `pkt` with another initial sequence number (checksums recomputed).
@@ -410,7 +459,7 @@ fn a_new_connection_reusing_a_tuple_within_the_ttl_is_not_a_retransmission() {
             panic!("first connection enabled")
         };
         let syn = with_isn(&packet(ca, sb, SYN, &SYN_OPTIONS, &[]), 12_345);
-        let (d, _) = a.on_outbound(&syn, soon);
+        let Handled { decision: d, .. } = a.on_outbound(&syn, soon);
         let syn = replaced(d, syn);
         assert_eq!(eno_options(&syn).len(), 1, "the new SYN carries ENO");
         let ServerSyn::Divert { key, .. } = b.on_server_syn(&syn, soon) else {
@@ -418,14 +467,18 @@ fn a_new_connection_reusing_a_tuple_within_the_ttl_is_not_a_retransmission() {
         };
         b.decide(key, Some(0x10), true, soon);
         let syn_ack = packet(sb, ca, SYN | ACK, &SYN_OPTIONS, &[]);
-        let (d, _) = b.on_outbound(&syn_ack, soon);
+        let Handled { decision: d, .. } = b.on_outbound(&syn_ack, soon);
         let syn_ack = replaced(d, syn_ack);
         let _ = a.on_inbound(&syn_ack, soon);
         let ack = packet(ca, sb, ACK, &ACK_OPTIONS, &[]);
-        let (d, out) = a.on_outbound(&ack, soon);
+        let Handled {
+            decision: d,
+            ready: out,
+            ..
+        } = a.on_outbound(&ack, soon);
         assert!(out.is_some(), "A decided the new connection");
         let ack = replaced(d, ack);
-        let (_, out) = b.on_inbound(&ack, soon);
+        let Handled { ready: out, .. } = b.on_inbound(&ack, soon);
         assert!(out.is_some(), "B decided the new connection");
         let key_a = ConnKey {
             local: ca,
@@ -450,7 +503,7 @@ fn server_syns_expire_entries_once_a_second_or_when_a_table_is_full() {
         let mut a = path();
         let Decision::Replace(bytes) = a
             .on_outbound(&packet(src, sb, SYN, &SYN_OPTIONS, &[]), now)
-            .0
+            .decision
         else {
             panic!("A adds ENO");
         };

@@ -478,3 +478,49 @@ fn config_validation() {
     assert!(!c.passive_role() && !c.app_aware() && !c.mandatory_app_aware());
     assert_eq!(c.teps(), &[P521, P256, C448, C25519]);
 }
+
+/// `is_settled` follows the §4.6 duty: A stays unsettled after enabling until it receives a
+/// non-SYN segment (its ENO still goes on every segment until then), B settles with the first
+/// ACK it receives, and a fallback settles at once.
+#[test]
+fn settled_once_the_duty_to_send_eno_is_over() {
+    let mut rng = CountingRng(0);
+    let mut a = Negotiation::active(cfg(&[C25519]), None, &mut rng);
+    let syn = bytes(a.on_send(SegmentFlags::SYN, &[]));
+    assert!(!a.is_settled());
+    let (mut b, _) = Negotiation::passive(
+        cfg(&[C25519]),
+        SegmentFlags::SYN,
+        &syn,
+        &mut NoResumption,
+        Instant::now(),
+        &mut rng,
+    );
+    let syn_ack = bytes(b.on_send(SegmentFlags::SYN_ACK, &[]));
+    assert!(!b.is_settled());
+    let _ = a.on_receive(SegmentFlags::SYN_ACK, &syn_ack);
+    let ack = bytes(a.on_send(SegmentFlags::ACK, &[]));
+    assert_eq!(a.state(), State::Enabled);
+    assert!(
+        !a.is_settled(),
+        "enabled, but still owes ENO on its segments"
+    );
+    let data = bytes(a.on_send(SegmentFlags::ACK.with_payload(), &[]));
+    assert_eq!(data, [0x45, 0x02], "and does send it");
+    let _ = b.on_receive(SegmentFlags::ACK, &ack);
+    assert_eq!(b.state(), State::Enabled);
+    assert!(b.is_settled(), "B settles with the first ACK");
+    let _ = a.on_receive(SegmentFlags::ACK, &[]);
+    assert!(
+        a.is_settled(),
+        "A settles with the first non-SYN segment from B"
+    );
+    assert!(a.on_send(SegmentFlags::ACK.with_payload(), &[]).is_none());
+
+    // A fallback (the SYN-ACK lacks ENO) settles at once.
+    let mut a = Negotiation::active(cfg(&[C25519]), None, &mut rng);
+    let _ = a.on_send(SegmentFlags::SYN, &[]);
+    let _ = a.on_receive(SegmentFlags::SYN_ACK, &[]);
+    assert!(matches!(a.state(), State::Disabled(_)));
+    assert!(a.is_settled());
+}
