@@ -21,7 +21,7 @@
 //! CHECKSUM_PARTIAL before queueing); a payload sent back with a verdict replaces the packet
 //! and must carry correct checksums (see `tcpcrypt_proto::wire::packet`).
 
-mod netlink;
+pub(crate) mod netlink;
 
 use std::collections::VecDeque;
 use std::io;

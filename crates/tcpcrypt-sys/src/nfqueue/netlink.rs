@@ -1,6 +1,8 @@
 //! The nfnetlink_queue message codec, in safe code on byte slices: building config and verdict
 //! requests, and parsing the kernel's packet and error messages (netlink(7), linux/netlink.h,
-//! linux/netfilter/nfnetlink.h, linux/netfilter/nfnetlink_queue.h).
+//! linux/netfilter/nfnetlink.h, linux/netfilter/nfnetlink_queue.h). The generic part (the
+//! [`Request`] builder with nested attributes, [`messages`], [`attributes`], [`error_code`]) is
+//! shared with the ctnetlink client (`crate::conntrack`).
 //!
 //! Layout: `nlmsghdr` (16 bytes, host order) + `nfgenmsg` (4 bytes: family, version, queue
 //! number in network order) + attributes (`nlattr`: 2-byte length, 2-byte type, host order,
@@ -16,13 +18,13 @@ pub(super) const MSG_VERDICT: u16 = (NFNL_SUBSYS_QUEUE << 8) | 1;
 pub(super) const MSG_CONFIG: u16 = (NFNL_SUBSYS_QUEUE << 8) | 2;
 
 /// `NLMSG_ERROR`: an ack (error 0) or an error report.
-pub(super) const NLMSG_ERROR: u16 = 2;
+pub(crate) const NLMSG_ERROR: u16 = 2;
 /// `NLMSG_DONE`.
 const NLMSG_DONE: u16 = 3;
 /// `NLM_F_REQUEST`.
-pub(super) const NLM_F_REQUEST: u16 = 1;
+pub(crate) const NLM_F_REQUEST: u16 = 1;
 /// `NLM_F_ACK`.
-pub(super) const NLM_F_ACK: u16 = 4;
+pub(crate) const NLM_F_ACK: u16 = 4;
 
 /// Config attributes (`enum nfqnl_attr_config`).
 pub(super) const NFQA_CFG_CMD: u16 = 1;
@@ -54,8 +56,11 @@ pub(super) const NF_ACCEPT: u32 = 1;
 pub(super) const NF_REPEAT: u32 = 4;
 
 const NLMSG_HDR_LEN: usize = 16;
-const NFGENMSG_LEN: usize = 4;
+/// `struct nfgenmsg`: family, version, res_id (big-endian).
+pub(crate) const NFGENMSG_LEN: usize = 4;
 const NLA_HDR_LEN: usize = 4;
+/// `NLA_F_NESTED`: the attribute's value is itself a list of attributes.
+const NLA_F_NESTED: u16 = 0x8000;
 /// The type bits of `nla_type` (without NLA_F_NESTED and NLA_F_NET_BYTEORDER).
 const NLA_TYPE_MASK: u16 = 0x3fff;
 
@@ -64,22 +69,34 @@ const fn align4(len: usize) -> usize {
 }
 
 /// Builds one nfnetlink message.
-pub(super) struct Request {
+pub(crate) struct Request {
     buf: Vec<u8>,
 }
 
 impl Request {
     /// Starts a message of `msg_type` for `queue_num`.
     pub(super) fn new(msg_type: u16, flags: u16, seq: u32, queue_num: u16) -> Self {
+        Self::with_nfgenmsg(msg_type, flags, seq, libc::AF_UNSPEC as u8, queue_num)
+    }
+
+    /// Starts a message of `msg_type` whose `nfgenmsg` carries `family` and `res_id` (the
+    /// queue number for nfqueue, the conntrack zone for ctnetlink).
+    pub(crate) fn with_nfgenmsg(
+        msg_type: u16,
+        flags: u16,
+        seq: u32,
+        family: u8,
+        res_id: u16,
+    ) -> Self {
         let mut buf = Vec::with_capacity(128);
         buf.extend_from_slice(&0u32.to_ne_bytes()); // nlmsg_len, set by `finish`
         buf.extend_from_slice(&msg_type.to_ne_bytes());
         buf.extend_from_slice(&flags.to_ne_bytes());
         buf.extend_from_slice(&seq.to_ne_bytes());
         buf.extend_from_slice(&0u32.to_ne_bytes()); // nlmsg_pid: the kernel
-        buf.push(libc::AF_UNSPEC as u8); // nfgen_family
+        buf.push(family); // nfgen_family
         buf.push(0); // NFNETLINK_V0
-        buf.extend_from_slice(&queue_num.to_be_bytes());
+        buf.extend_from_slice(&res_id.to_be_bytes());
         Self { buf }
     }
 
@@ -88,7 +105,7 @@ impl Request {
     /// # Panics
     /// If `data` is longer than an attribute can be (65531 bytes); callers pass at most one
     /// IP packet (65535 bytes are refused before this by the caller).
-    pub(super) fn attr(mut self, attr_type: u16, data: &[u8]) -> Self {
+    pub(crate) fn attr(mut self, attr_type: u16, data: &[u8]) -> Self {
         let len = u16::try_from(NLA_HDR_LEN + data.len()).expect("attribute fits in 64 KiB");
         self.buf.extend_from_slice(&len.to_ne_bytes());
         self.buf.extend_from_slice(&attr_type.to_ne_bytes());
@@ -102,8 +119,23 @@ impl Request {
         self.attr(attr_type, &value.to_be_bytes())
     }
 
+    /// Appends a nested attribute (NLA_F_NESTED) whose value is the attributes `inner` adds.
+    ///
+    /// # Panics
+    /// If the nested attributes exceed 64 KiB; callers add a few addresses and ports.
+    pub(crate) fn nested(mut self, attr_type: u16, inner: impl FnOnce(Self) -> Self) -> Self {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(&0u16.to_ne_bytes()); // nla_len, set below
+        self.buf
+            .extend_from_slice(&(attr_type | NLA_F_NESTED).to_ne_bytes());
+        self = inner(self);
+        let len = u16::try_from(self.buf.len() - start).expect("nested attribute fits in 64 KiB");
+        self.buf[start..start + 2].copy_from_slice(&len.to_ne_bytes());
+        self
+    }
+
     /// Sets the length and returns the bytes to send.
-    pub(super) fn finish(mut self) -> Vec<u8> {
+    pub(crate) fn finish(mut self) -> Vec<u8> {
         let len = self.buf.len() as u32; // at most one packet plus headers
         self.buf[..4].copy_from_slice(&len.to_ne_bytes());
         self.buf
@@ -147,48 +179,103 @@ pub(super) struct PacketAttrs<'a> {
 #[error("malformed netlink message: {0}")]
 pub struct NetlinkParseError(pub &'static str);
 
-/// Splits a received datagram into messages. Total: never panics.
-pub(super) fn parse_datagram(mut data: &[u8]) -> Result<Vec<Message<'_>>, NetlinkParseError> {
-    let mut out = Vec::new();
-    while data.len() >= NLMSG_HDR_LEN {
-        let len = u32_ne(&data[0..4]) as usize;
-        if len < NLMSG_HDR_LEN || len > data.len() {
-            return Err(NetlinkParseError("nlmsg_len"));
+/// One message of a datagram, undecoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RawMessage<'a> {
+    /// `nlmsg_type`.
+    pub(crate) msg_type: u16,
+    /// `nlmsg_seq`.
+    pub(crate) seq: u32,
+    /// Everything after the `nlmsghdr` (for nfnetlink: `nfgenmsg` and attributes).
+    pub(crate) body: &'a [u8],
+}
+
+/// The messages of a received datagram, in order; an `Err` (a length that does not fit) ends
+/// it. Trailing bytes shorter than a header are ignored. Total: never panics.
+pub(crate) fn messages(
+    data: &[u8],
+) -> impl Iterator<Item = Result<RawMessage<'_>, NetlinkParseError>> {
+    let mut rest = data;
+    std::iter::from_fn(move || {
+        if rest.len() < NLMSG_HDR_LEN {
+            return None;
         }
-        let msg_type = u16::from_ne_bytes([data[4], data[5]]);
-        let seq = u32_ne(&data[8..12]);
-        let body = &data[NLMSG_HDR_LEN..len];
+        let len = u32_ne(&rest[0..4]) as usize;
+        if len < NLMSG_HDR_LEN || len > rest.len() {
+            rest = &[];
+            return Some(Err(NetlinkParseError("nlmsg_len")));
+        }
+        let message = RawMessage {
+            msg_type: u16::from_ne_bytes([rest[4], rest[5]]),
+            seq: u32_ne(&rest[8..12]),
+            body: &rest[NLMSG_HDR_LEN..len],
+        };
+        rest = rest.get(align4(len)..).unwrap_or(&[]);
+        Some(Ok(message))
+    })
+}
+
+/// The positive errno of an `NLMSG_ERROR` message's body (`struct nlmsgerr`), 0 for an ack.
+pub(crate) fn error_code(body: &[u8]) -> Result<i32, NetlinkParseError> {
+    match body {
+        [a, b, c, d, ..] => Ok(i32::from_ne_bytes([*a, *b, *c, *d]).saturating_neg()),
+        _ => Err(NetlinkParseError("nlmsgerr")),
+    }
+}
+
+/// The attributes of an attribute block as (type without the NLA_F_* flags, value), in
+/// order; an `Err` (a length that does not fit) ends it. Trailing bytes shorter than an
+/// attribute header are ignored. Total: never panics.
+pub(crate) fn attributes(
+    data: &[u8],
+) -> impl Iterator<Item = Result<(u16, &[u8]), NetlinkParseError>> {
+    let mut rest = data;
+    std::iter::from_fn(move || {
+        if rest.len() < NLA_HDR_LEN {
+            return None;
+        }
+        let len = usize::from(u16::from_ne_bytes([rest[0], rest[1]]));
+        let attr_type = u16::from_ne_bytes([rest[2], rest[3]]) & NLA_TYPE_MASK;
+        if len < NLA_HDR_LEN || len > rest.len() {
+            rest = &[];
+            return Some(Err(NetlinkParseError("nla_len")));
+        }
+        let value = &rest[NLA_HDR_LEN..len];
+        rest = rest.get(align4(len)..).unwrap_or(&[]);
+        Some(Ok((attr_type, value)))
+    })
+}
+
+/// Splits a received datagram into messages. Total: never panics.
+pub(super) fn parse_datagram(data: &[u8]) -> Result<Vec<Message<'_>>, NetlinkParseError> {
+    let mut out = Vec::new();
+    for message in messages(data) {
+        let RawMessage {
+            msg_type,
+            seq,
+            body,
+        } = message?;
         out.push(match msg_type {
-            NLMSG_ERROR => {
-                let errno = body.get(0..4).ok_or(NetlinkParseError("nlmsgerr"))?;
-                let errno = i32::from_ne_bytes([errno[0], errno[1], errno[2], errno[3]]);
-                Message::Error {
-                    errno: errno.saturating_neg(),
-                    seq,
-                }
-            }
+            NLMSG_ERROR => Message::Error {
+                errno: error_code(body)?,
+                seq,
+            },
             MSG_PACKET => Message::Packet(parse_packet(body)?),
             NLMSG_DONE => Message::Other,
             _ => Message::Other,
         });
-        data = data.get(align4(len)..).unwrap_or(&[]);
     }
     Ok(out)
 }
 
 fn parse_packet(body: &[u8]) -> Result<PacketAttrs<'_>, NetlinkParseError> {
-    let mut attrs = body
+    let attrs = body
         .get(NFGENMSG_LEN..)
         .ok_or(NetlinkParseError("nfgenmsg"))?;
     let mut packet = PacketAttrs::default();
     let mut have_header = false;
-    while attrs.len() >= NLA_HDR_LEN {
-        let len = usize::from(u16::from_ne_bytes([attrs[0], attrs[1]]));
-        let attr_type = u16::from_ne_bytes([attrs[2], attrs[3]]) & NLA_TYPE_MASK;
-        if len < NLA_HDR_LEN || len > attrs.len() {
-            return Err(NetlinkParseError("nla_len"));
-        }
-        let value = &attrs[NLA_HDR_LEN..len];
+    for attr in attributes(attrs) {
+        let (attr_type, value) = attr?;
         match attr_type {
             NFQA_PACKET_HDR => {
                 // struct nfqnl_msg_packet_hdr { __be32 packet_id; __be16 hw_protocol; __u8 hook; }
@@ -207,7 +294,6 @@ fn parse_packet(body: &[u8]) -> Result<PacketAttrs<'_>, NetlinkParseError> {
             NFQA_PAYLOAD => packet.payload = value,
             _ => {}
         }
-        attrs = attrs.get(align4(len)..).unwrap_or(&[]);
     }
     if have_header {
         Ok(packet)
