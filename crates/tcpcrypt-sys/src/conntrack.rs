@@ -21,7 +21,7 @@
 //! `IPCTNL_MSG_CT_GET`, accepted too), then the ack; or only an error: ENOENT when no entry matches, EPERM without CAP_NET_ADMIN,
 //! EOPNOTSUPP when ctnetlink is missing (nfnetlink first tries `request_module
 //! nfnetlink-subsys-1`, i.e. loads `nf_conntrack_netlink` itself when modules can be loaded).
-//! The netlink codec is the one nfqueue uses (`nfqueue::netlink`); answers are parsed in safe
+//! The netlink codec and socket calls are nfqueue's (`nfqueue::netlink`); answers are parsed in safe
 //! code, totally: a malformed or truncated answer is [`ConntrackError::Malformed`].
 //!
 //! The socket belongs to the network namespace of the thread that opens it. Receives block for
@@ -30,10 +30,11 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use crate::nfqueue::netlink::{self, NetlinkParseError, Request};
+use crate::nfqueue::{self, netlink, NetlinkParseError};
+use netlink::Request;
 
 /// How long one receive waits for the kernel's answer (SO_RCVTIMEO). The kernel answers a
 /// lookup synchronously, within the `sendto`; the timeout only bounds the unexpected.
@@ -167,26 +168,13 @@ impl Conntrack {
     /// # Errors
     /// [`ConntrackError::Unsupported`] without nfnetlink, else [`ConntrackError::Io`].
     pub fn open() -> Result<Self, ConntrackError> {
-        // SAFETY: plain system call; the result is checked before use.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_NETFILTER,
-            )
-        };
-        if raw < 0 {
-            let source = io::Error::last_os_error();
-            return Err(match source.raw_os_error() {
-                Some(libc::EPROTONOSUPPORT) => ConntrackError::Unsupported { source },
-                _ => ConntrackError::Io {
-                    op: "socket(NETLINK_NETFILTER)",
-                    source,
-                },
-            });
-        }
-        // SAFETY: `raw` is a freshly created fd that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fd = nfqueue::netfilter_socket(0).map_err(|source| match source.raw_os_error() {
+            Some(libc::EPROTONOSUPPORT) => ConntrackError::Unsupported { source },
+            _ => ConntrackError::Io {
+                op: "socket(NETLINK_NETFILTER)",
+                source,
+            },
+        })?;
         let timeout = libc::timeval {
             tv_sec: 0,
             tv_usec: RECV_TIMEOUT.as_micros() as libc::suseconds_t, // 200 000, below 1 s
@@ -255,55 +243,21 @@ impl Conntrack {
     }
 
     fn send(&self, message: &[u8]) -> Result<(), ConntrackError> {
-        // SAFETY: sockaddr_nl is plain data; all-zero (pid 0) addresses the kernel.
-        let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        loop {
-            // SAFETY: `message` and `kernel` are live for the call, with the lengths passed.
-            let n = unsafe {
-                libc::sendto(
-                    self.fd.as_raw_fd(),
-                    message.as_ptr().cast(),
-                    message.len(),
-                    0,
-                    (&kernel as *const libc::sockaddr_nl).cast(),
-                    size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-                )
-            };
-            if n >= 0 {
-                return Ok(());
-            }
-            let source = io::Error::last_os_error();
-            if source.kind() != io::ErrorKind::Interrupted {
-                return Err(ConntrackError::Io { op: "send", source });
-            }
-        }
+        nfqueue::send_to_kernel(self.fd.as_fd(), message)
+            .map_err(|source| ConntrackError::Io { op: "send", source })
     }
 
     /// One datagram into `buf`; its length.
     fn recv(&mut self) -> Result<usize, ConntrackError> {
-        loop {
-            // SAFETY: `buf` is a live, writable buffer of the length passed.
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    self.buf.as_mut_ptr().cast(),
-                    self.buf.len(),
-                    libc::MSG_TRUNC,
-                )
-            };
-            if let Ok(n) = usize::try_from(n) {
-                if n > self.buf.len() {
-                    return Err(ConntrackError::Malformed("answer larger than 8 KiB"));
-                }
-                return Ok(n);
+        match nfqueue::recv_datagram(self.fd.as_fd(), &mut self.buf) {
+            Ok(n) if n > self.buf.len() => {
+                Err(ConntrackError::Malformed("answer larger than 8 KiB"))
             }
-            let source = io::Error::last_os_error();
-            match source.kind() {
-                io::ErrorKind::Interrupted => continue,
-                io::ErrorKind::WouldBlock => return Err(ConntrackError::Timeout(RECV_TIMEOUT)),
-                _ => return Err(ConntrackError::Io { op: "recv", source }),
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                Err(ConntrackError::Timeout(RECV_TIMEOUT))
             }
+            Err(source) => Err(ConntrackError::Io { op: "recv", source }),
         }
     }
 }
@@ -344,24 +298,27 @@ fn status_error(errno: i32) -> ConntrackError {
 fn get_request(seq: u32, src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
     let flags = netlink::NLM_F_REQUEST | netlink::NLM_F_ACK;
     Request::with_nfgenmsg(MSG_CT_GET, flags, seq, family_of(&src), 0)
-        .nested(CTA_TUPLE_REPLY, |tuple| {
-            tuple
-                .nested(CTA_TUPLE_IP, |ip| match (src.ip(), dst.ip()) {
-                    (IpAddr::V4(s), IpAddr::V4(d)) => ip
-                        .attr(CTA_IP_V4_SRC, &s.octets())
-                        .attr(CTA_IP_V4_DST, &d.octets()),
-                    (s, d) => ip
-                        .attr(CTA_IP_V6_SRC, &v6_octets(s))
-                        .attr(CTA_IP_V6_DST, &v6_octets(d)),
-                })
-                .nested(CTA_TUPLE_PROTO, |proto| {
-                    proto
-                        .attr(CTA_PROTO_NUM, &[PROTO_TCP])
-                        .attr(CTA_PROTO_SRC_PORT, &src.port().to_be_bytes())
-                        .attr(CTA_PROTO_DST_PORT, &dst.port().to_be_bytes())
-                })
-        })
+        .nested(CTA_TUPLE_REPLY, |tuple| tuple_attrs(tuple, src, dst))
         .finish()
+}
+
+/// Adds the attributes of the TCP tuple `src -> dst`: `CTA_TUPLE_IP`, `CTA_TUPLE_PROTO`.
+fn tuple_attrs(tuple: Request, src: SocketAddr, dst: SocketAddr) -> Request {
+    tuple
+        .nested(CTA_TUPLE_IP, |ip| match (src.ip(), dst.ip()) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => ip
+                .attr(CTA_IP_V4_SRC, &s.octets())
+                .attr(CTA_IP_V4_DST, &d.octets()),
+            (s, d) => ip
+                .attr(CTA_IP_V6_SRC, &v6_octets(s))
+                .attr(CTA_IP_V6_DST, &v6_octets(d)),
+        })
+        .nested(CTA_TUPLE_PROTO, |proto| {
+            proto
+                .attr(CTA_PROTO_NUM, &[PROTO_TCP])
+                .attr(CTA_PROTO_SRC_PORT, &src.port().to_be_bytes())
+                .attr(CTA_PROTO_DST_PORT, &dst.port().to_be_bytes())
+        })
 }
 
 fn v6_octets(ip: IpAddr) -> [u8; 16] {
@@ -497,31 +454,18 @@ mod tests {
         s.parse().unwrap()
     }
 
-    /// A tuple attribute block as the kernel nests it, built with the shared request builder.
-    fn tuple_attr(req: Request, attr: u16, src: SocketAddr, dst: SocketAddr) -> Request {
-        req.nested(attr, |t| {
-            t.nested(CTA_TUPLE_IP, |ip| match (src.ip(), dst.ip()) {
-                (IpAddr::V4(s), IpAddr::V4(d)) => ip
-                    .attr(CTA_IP_V4_SRC, &s.octets())
-                    .attr(CTA_IP_V4_DST, &d.octets()),
-                (s, d) => ip
-                    .attr(CTA_IP_V6_SRC, &v6_octets(s))
-                    .attr(CTA_IP_V6_DST, &v6_octets(d)),
-            })
-            .nested(CTA_TUPLE_PROTO, |p| {
-                p.attr(CTA_PROTO_NUM, &[PROTO_TCP])
-                    .attr(CTA_PROTO_SRC_PORT, &src.port().to_be_bytes())
-                    .attr(CTA_PROTO_DST_PORT, &dst.port().to_be_bytes())
-            })
-        })
+    /// An entry message (as the kernel sends it, seq 1) whose attribute `attr` holds what
+    /// `tuple` adds.
+    fn entry(family: u8, attr: u16, tuple: impl FnOnce(Request) -> Request) -> Request {
+        Request::with_nfgenmsg(MSG_CT_GET, 0, 1, family, 0).nested(attr, tuple)
     }
 
     /// The answer to a CT_GET: the entry (orig and reply tuples, a status) then the ack.
     fn answer(seq: u32, family: u8, orig: (SocketAddr, SocketAddr)) -> Vec<u8> {
-        let entry = Request::with_nfgenmsg(MSG_CT_GET, 0, seq, family, 0);
-        let entry = tuple_attr(entry, CTA_TUPLE_ORIG, orig.0, orig.1);
         let reply_src = SocketAddr::new(orig.1.ip(), 4760);
-        let mut bytes = tuple_attr(entry, CTA_TUPLE_REPLY, reply_src, orig.0)
+        let mut bytes = Request::with_nfgenmsg(MSG_CT_GET, 0, seq, family, 0)
+            .nested(CTA_TUPLE_ORIG, |t| tuple_attrs(t, orig.0, orig.1))
+            .nested(CTA_TUPLE_REPLY, |t| tuple_attrs(t, reply_src, orig.0))
             .attr(3, &0x18eu32.to_be_bytes()) // CTA_STATUS
             .finish();
         bytes.extend(ack(seq, 0));
@@ -648,55 +592,55 @@ mod tests {
 
     #[test]
     fn entries_without_what_they_must_carry_are_malformed() {
-        let orig = (v4("10.0.0.1:1"), v4("10.0.0.2:2"));
-        // Only a reply tuple.
-        let only_reply = tuple_attr(
-            Request::with_nfgenmsg(MSG_CT_GET, 0, 1, AF_INET, 0),
-            CTA_TUPLE_REPLY,
-            orig.1,
-            orig.0,
-        )
-        .finish();
-        assert!(matches!(
-            parse_reply(&only_reply, 1, AF_INET),
-            Err(ConntrackError::Malformed("no CTA_TUPLE_ORIG"))
-        ));
-        // A UDP entry, a short address, a long port.
-        let udp = Request::with_nfgenmsg(MSG_CT_GET, 0, 1, AF_INET, 0)
-            .nested(CTA_TUPLE_ORIG, |t| {
-                t.nested(CTA_TUPLE_IP, |ip| {
-                    ip.attr(CTA_IP_V4_SRC, &[10, 0, 0, 1])
-                        .attr(CTA_IP_V4_DST, &[10, 0, 0, 2])
-                })
-                .nested(CTA_TUPLE_PROTO, |p| {
-                    p.attr(CTA_PROTO_NUM, &[17])
-                        .attr(CTA_PROTO_SRC_PORT, &[0, 1])
-                        .attr(CTA_PROTO_DST_PORT, &[0, 2])
-                })
+        let (a, b) = (v4("10.0.0.1:1"), v4("10.0.0.2:2"));
+        let udp = |t: Request| {
+            t.nested(CTA_TUPLE_IP, |ip| {
+                ip.attr(CTA_IP_V4_SRC, &[10, 0, 0, 1])
+                    .attr(CTA_IP_V4_DST, &[10, 0, 0, 2])
             })
-            .finish();
-        assert!(matches!(
-            parse_reply(&udp, 1, AF_INET),
-            Err(ConntrackError::Malformed("not a TCP entry"))
-        ));
-        let short_ip = Request::with_nfgenmsg(MSG_CT_GET, 0, 1, AF_INET, 0)
-            .nested(CTA_TUPLE_ORIG, |t| {
-                t.nested(CTA_TUPLE_IP, |ip| ip.attr(CTA_IP_V4_SRC, &[10, 0, 0]))
+            .nested(CTA_TUPLE_PROTO, |p| {
+                p.attr(CTA_PROTO_NUM, &[17])
+                    .attr(CTA_PROTO_SRC_PORT, &[0, 1])
+                    .attr(CTA_PROTO_DST_PORT, &[0, 2])
             })
-            .finish();
-        assert!(matches!(
-            parse_reply(&short_ip, 1, AF_INET),
-            Err(ConntrackError::Malformed("IPv4 address"))
-        ));
-        let long_port = Request::with_nfgenmsg(MSG_CT_GET, 0, 1, AF_INET, 0)
-            .nested(CTA_TUPLE_ORIG, |t| {
-                t.nested(CTA_TUPLE_PROTO, |p| p.attr(CTA_PROTO_SRC_PORT, &[0, 0, 1]))
-            })
-            .finish();
-        assert!(matches!(
-            parse_reply(&long_port, 1, AF_INET),
-            Err(ConntrackError::Malformed("port"))
-        ));
+        };
+        let cases = [
+            (
+                entry(AF_INET, CTA_TUPLE_REPLY, |t| tuple_attrs(t, b, a)),
+                "no CTA_TUPLE_ORIG",
+            ),
+            (entry(AF_INET, CTA_TUPLE_ORIG, udp), "not a TCP entry"),
+            (
+                entry(AF_INET, CTA_TUPLE_ORIG, |t| {
+                    t.nested(CTA_TUPLE_IP, |ip| ip.attr(CTA_IP_V4_SRC, &[10, 0, 0]))
+                }),
+                "IPv4 address",
+            ),
+            (
+                entry(AF_INET, CTA_TUPLE_ORIG, |t| {
+                    t.nested(CTA_TUPLE_PROTO, |p| p.attr(CTA_PROTO_SRC_PORT, &[0, 0, 1]))
+                }),
+                "port",
+            ),
+            (
+                entry(AF_INET, CTA_TUPLE_ORIG, |t| {
+                    t.nested(CTA_TUPLE_PROTO, |p| p.attr(CTA_PROTO_NUM, &[6, 0]))
+                }),
+                "CTA_PROTO_NUM",
+            ),
+            (
+                entry(AF_INET, CTA_TUPLE_ORIG, |t| {
+                    t.nested(CTA_TUPLE_PROTO, |p| p.attr(CTA_PROTO_NUM, &[6]))
+                }),
+                "tuple without addresses",
+            ),
+        ];
+        for (message, expected) in cases {
+            match parse_reply(&message.finish(), 1, AF_INET) {
+                Err(ConntrackError::Malformed(what)) => assert_eq!(what, expected),
+                other => panic!("{expected}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -186,19 +186,10 @@ impl Queue {
     /// # Errors
     /// [`NfqError`] naming the step; "bind" rejected with EPERM means no CAP_NET_ADMIN.
     pub fn open(config: &QueueConfig) -> Result<Self, NfqError> {
-        // SAFETY: plain system call; the result is checked before use.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                libc::NETLINK_NETFILTER,
-            )
-        };
-        if raw < 0 {
-            return Err(io_error("socket(NETLINK_NETFILTER)"));
-        }
-        // SAFETY: `raw` is a freshly created fd that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fd = netfilter_socket(libc::SOCK_NONBLOCK).map_err(|source| NfqError::Io {
+            op: "socket(NETLINK_NETFILTER)",
+            source,
+        })?;
         let mut queue = Self {
             fd,
             queue_num: config.queue_num,
@@ -453,60 +444,85 @@ impl Queue {
 
     /// One `recv` into `buf`: `Some(len)`, or `None` on EAGAIN.
     fn recv_into_buf(&mut self) -> Result<Option<usize>, NfqError> {
-        loop {
-            // SAFETY: `buf` is a live, writable buffer of the length passed.
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    self.buf.as_mut_ptr().cast(),
-                    self.buf.len(),
-                    libc::MSG_TRUNC,
-                )
-            };
-            if n >= 0 {
-                let n = n as usize; // non-negative, checked above
-                if n > self.buf.len() {
-                    return Err(NfqError::Truncated(n));
-                }
-                return Ok(Some(n));
-            }
-            let err = io::Error::last_os_error();
-            match err.kind() {
-                io::ErrorKind::WouldBlock => return Ok(None),
-                io::ErrorKind::Interrupted => continue,
-                _ => {
-                    return Err(NfqError::Io {
-                        op: "recv",
-                        source: err,
-                    })
-                }
-            }
+        match recv_datagram(self.fd.as_fd(), &mut self.buf) {
+            Ok(n) if n > self.buf.len() => Err(NfqError::Truncated(n)),
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(source) => Err(NfqError::Io { op: "recv", source }),
         }
     }
 
     fn send(&self, message: &[u8], op: &'static str) -> Result<(), NfqError> {
-        // SAFETY: sockaddr_nl is plain data; all-zero (pid 0) addresses the kernel.
-        let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        loop {
-            // SAFETY: `message` and `kernel` are live for the call, with the lengths passed.
-            let n = unsafe {
-                libc::sendto(
-                    self.fd.as_raw_fd(),
-                    message.as_ptr().cast(),
-                    message.len(),
-                    0,
-                    (&kernel as *const libc::sockaddr_nl).cast(),
-                    size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-                )
-            };
-            if n >= 0 {
-                return Ok(());
-            }
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(NfqError::Io { op, source: err });
-            }
+        send_to_kernel(self.fd.as_fd(), message).map_err(|source| NfqError::Io { op, source })
+    }
+}
+
+/// Opens a NETLINK_NETFILTER socket, close-on-exec, `SOCK_RAW | flags` (e.g. SOCK_NONBLOCK).
+/// Shared with `crate::conntrack`.
+pub(crate) fn netfilter_socket(flags: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: plain system call; the result is checked before use.
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC | flags,
+            libc::NETLINK_NETFILTER,
+        )
+    };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a freshly created fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Sends one netlink message to the kernel (port ID 0), retrying on EINTR. Shared with
+/// `crate::conntrack`.
+pub(crate) fn send_to_kernel(fd: BorrowedFd<'_>, message: &[u8]) -> io::Result<()> {
+    // SAFETY: sockaddr_nl is plain data; all-zero (pid 0) addresses the kernel.
+    let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    loop {
+        // SAFETY: `message` and `kernel` are live for the call, with the lengths passed.
+        let n = unsafe {
+            libc::sendto(
+                fd.as_raw_fd(),
+                message.as_ptr().cast(),
+                message.len(),
+                0,
+                (&kernel as *const libc::sockaddr_nl).cast(),
+                size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            )
+        };
+        if n >= 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Receives one datagram into `buf`, retrying on EINTR, and returns its full length
+/// (MSG_TRUNC): more than `buf.len()` means it was truncated. Errors include EAGAIN
+/// (non-blocking socket, or a receive timeout). Shared with `crate::conntrack`.
+pub(crate) fn recv_datagram(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `buf` is a live, writable buffer of the length passed.
+        let n = unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_TRUNC,
+            )
+        };
+        if let Ok(n) = usize::try_from(n) {
+            return Ok(n);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
         }
     }
 }
