@@ -3,7 +3,8 @@
 //! application source port reused towards a second destination while the first connection's
 //! conntrack entry lingers in TIME_WAIT, so NAT remaps the source port) is reproduced, and the
 //! lookup by the accepted socket's (local, peer) must give back the application's real port and
-//! the original destination; IPv4 and IPv6. A tuple without an entry is NotFound.
+//! the original destination; IPv4 and IPv6. A tuple without an entry is NotFound, and a thread
+//! without CAP_NET_ADMIN gets PermissionDenied.
 
 mod common;
 
@@ -183,6 +184,54 @@ fn a_tuple_without_an_entry_is_not_found() {
                 conntrack::original_tuple(src.parse().unwrap(), dst.parse().unwrap()).unwrap_err();
             assert!(matches!(err, ConntrackError::NotFound), "{err}");
         }
+    })
+    .unwrap();
+}
+
+/// Clears CAP_NET_ADMIN from the calling thread's effective set (capabilities are per thread on
+/// Linux, so the rest of the test process keeps it).
+fn drop_net_admin_in_this_thread() {
+    /// `struct __user_cap_header_struct`.
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    /// `struct __user_cap_data_struct`.
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    const CAP_NET_ADMIN: u32 = 12;
+    let mut header = Header {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: capget writes one header and two data structs (version 3), all owned here.
+    let rc = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
+    assert_eq!(rc, 0, "capget: {}", std::io::Error::last_os_error());
+    data[0].effective &= !(1 << CAP_NET_ADMIN);
+    // SAFETY: capset reads the header and two data structs, all owned here.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
+    assert_eq!(rc, 0, "capset: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn a_thread_without_net_admin_is_refused() {
+    let ns = common::netns();
+    ns.run(|| {
+        drop_net_admin_in_this_thread();
+        let err = conntrack::original_tuple(
+            "127.0.0.1:4760".parse().unwrap(),
+            "127.0.0.1:1".parse().unwrap(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, ConntrackError::PermissionDenied), "{err}");
     })
     .unwrap();
 }
