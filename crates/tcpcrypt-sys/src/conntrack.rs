@@ -18,11 +18,16 @@
 //! CTA_PROTO_NUM = 6, CTA_PROTO_SRC_PORT, CTA_PROTO_DST_PORT } }` (addresses and ports in
 //! network order). The kernel answers with one ctnetlink message that carries `CTA_TUPLE_ORIG`
 //! (type `IPCTNL_MSG_CT_NEW` on Linux 6.18; older kernels echoed the request's
-//! `IPCTNL_MSG_CT_GET`, accepted too), then the ack; or only an error: ENOENT when no entry matches, EPERM without CAP_NET_ADMIN,
-//! EOPNOTSUPP when ctnetlink is missing (nfnetlink first tries `request_module
-//! nfnetlink-subsys-1`, i.e. loads `nf_conntrack_netlink` itself when modules can be loaded).
-//! The netlink codec and socket calls are nfqueue's (`nfqueue::netlink`); answers are parsed in safe
-//! code, totally: a malformed or truncated answer is [`ConntrackError::Malformed`].
+//! `IPCTNL_MSG_CT_GET`, accepted too), then the ack; or only an error: ENOENT when no entry
+//! matches, EPERM without CAP_NET_ADMIN, EINVAL when ctnetlink is missing. For a subsystem it
+//! does not have, nfnetlink first tries `request_module("nfnetlink-subsys-1")` (so a modular
+//! kernel loads `nf_conntrack_netlink` by itself) and then answers EINVAL (seen on Linux 6.18
+//! for its absent subsystem 12; the batch path answers EOPNOTSUPP). The request is one the
+//! kernel accepts, so EINVAL is reported as [`ConntrackError::Unsupported`]. No socket for
+//! NETLINK_NETFILTER at all (no nfnetlink) is EPROTONOSUPPORT, also `Unsupported`.
+//!
+//! The netlink codec and socket calls are nfqueue's (`nfqueue::netlink`); answers are parsed
+//! in safe code, totally: a malformed or truncated answer is [`ConntrackError::Malformed`].
 //!
 //! The socket belongs to the network namespace of the thread that opens it. Receives block for
 //! at most [`RECV_TIMEOUT`] (SO_RCVTIMEO), so a call never stalls its caller for long; it is
@@ -78,11 +83,12 @@ pub enum ConntrackError {
     #[error("conntrack: no entry with this reply tuple")]
     NotFound,
     /// The kernel has no ctnetlink: `socket(NETLINK_NETFILTER)` failed with EPROTONOSUPPORT
-    /// (no nfnetlink) or the request with EOPNOTSUPP (no `nf_conntrack_netlink`, and it could
-    /// not be loaded).
+    /// (no nfnetlink), or the request with EINVAL or EOPNOTSUPP (no `nf_conntrack_netlink`,
+    /// and nfnetlink could not load it; EINVAL would also be the answer to a request the
+    /// kernel cannot parse, which this module's is not).
     #[error(
-        "conntrack: the kernel has no ctnetlink ({source}); load it with \
-         `modprobe nf_conntrack_netlink` (CONFIG_NF_CT_NETLINK)"
+        "conntrack: the kernel answers no ctnetlink lookup ({source}); it needs \
+         CONFIG_NF_CT_NETLINK (`modprobe nf_conntrack_netlink`)"
     )]
     Unsupported {
         /// The errno.
@@ -92,7 +98,7 @@ pub enum ConntrackError {
     /// EPERM: ctnetlink requests need CAP_NET_ADMIN in the socket's network namespace.
     #[error("conntrack: permission denied (ctnetlink needs CAP_NET_ADMIN)")]
     PermissionDenied,
-    /// The kernel rejected the request with another errno (EINVAL: it did not parse it).
+    /// The kernel rejected the request with another errno (ENOMEM, ENOBUFS, ...).
     #[error("conntrack: request rejected by the kernel: {source}")]
     Rejected {
         /// The errno.
@@ -285,7 +291,7 @@ fn status_error(errno: i32) -> ConntrackError {
     match errno {
         libc::ENOENT => ConntrackError::NotFound,
         libc::EPERM => ConntrackError::PermissionDenied,
-        libc::EOPNOTSUPP => ConntrackError::Unsupported {
+        libc::EINVAL | libc::EOPNOTSUPP => ConntrackError::Unsupported {
             source: io::Error::from_raw_os_error(errno),
         },
         _ => ConntrackError::Rejected {
@@ -558,6 +564,10 @@ mod tests {
         ));
         assert!(matches!(
             status_error(libc::EINVAL),
+            ConntrackError::Unsupported { .. }
+        ));
+        assert!(matches!(
+            status_error(libc::ENOBUFS),
             ConntrackError::Rejected { .. }
         ));
     }
