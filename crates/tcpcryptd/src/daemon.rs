@@ -156,8 +156,41 @@ impl Drop for Slot {
     }
 }
 
-/// A pre-connected socket waiting for its accepted half.
-type Preconnected = Mutex<HashMap<ConnKey, (TcpStream, Instant, Slot)>>;
+/// Pre-connected sockets (or their starts) waiting for their accepted halves.
+type Preconnected<T> = Mutex<HashMap<ConnKey, (T, Instant, Slot)>>;
+
+/// Client side: a pre-connected upstream, whose session is being started (its ENO outcome
+/// awaited, host A's Init1 written) while the application's SYN is let go and accepted, so
+/// that the key exchange overlaps the application's own handshake.
+struct Upstream {
+    /// The upstream's key in the SYN path.
+    key: ConnKey,
+    /// The start: the socket and what its negotiation gave ([`prepare`]).
+    start: tokio::task::JoinHandle<(TcpStream, Ready)>,
+}
+
+/// A connection's negotiation, ready for its connection task.
+enum Ready {
+    /// ENO enabled a TEP: the session, started (RFC 8548 §3.3: host A's Init1 written).
+    Session {
+        /// The session.
+        session: Box<Session>,
+        /// Our role.
+        role: tcpcrypt_proto::consts::Role,
+        /// The negotiated TEP.
+        tep: tcpcrypt_proto::consts::TepId,
+    },
+    /// ENO enabled a TEP but the session could not start.
+    Failed(tcpcrypt_proto::Error),
+    /// Plain TCP: why, and whether the fallback came after the SYN (a missing ENO in the
+    /// first ACK, RFC 8547 §4.6).
+    Plain {
+        /// The fallback reason or why no outcome came.
+        reason: String,
+        /// The SYN carried ENO and the first ACK did not.
+        after_syn: bool,
+    },
+}
 
 /// What every task shares.
 struct Shared {
@@ -165,10 +198,10 @@ struct Shared {
     syn: Mutex<SynState>,
     /// Slots taken (see [`Slot`]).
     live: Arc<AtomicUsize>,
-    /// Client side: pre-connected upstream sockets by (app address, original destination).
-    upstreams: Preconnected,
+    /// Client side: pre-connected upstreams by (app address, original destination).
+    upstreams: Preconnected<Upstream>,
     /// Server side: pre-connected service sockets by (original destination, client address).
-    services: Preconnected,
+    services: Preconnected<TcpStream>,
     registry: Arc<Registry>,
     provider: Arc<dyn CryptoProvider>,
     session_config: Arc<SessionConfig>,
@@ -545,7 +578,19 @@ async fn hold_app_syn(shared: Arc<Shared>, queue: SharedQueue, id: u32, key: Con
     let result = preconnect_upstream(&shared, key.remote).await;
     let mark = match result {
         Ok(stream) => {
-            lock(&shared.upstreams).insert(key, (stream, Instant::now(), slot));
+            let net_key = stream_key(&stream);
+            let start = {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let ready = prepare(&shared, net_key, &stream).await;
+                    (stream, ready)
+                })
+            };
+            let upstream = Upstream {
+                key: net_key,
+                start,
+            };
+            lock(&shared.upstreams).insert(key, (upstream, Instant::now(), slot));
             Some(marks.redirect)
         }
         Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
@@ -690,6 +735,8 @@ struct Pair {
     key: ConnKey,
     /// The application's (local, remote) view.
     view: (SocketAddr, SocketAddr),
+    /// The negotiation's result if it is known already (the client's upstream start).
+    ready: Option<Ready>,
     /// Held until the pair ends.
     _slot: Slot,
 }
@@ -707,26 +754,38 @@ async fn take_connection(
                 local: canonical(peer),
                 remote: canonical(orig),
             };
-            let mut upstreams = lock(&shared.upstreams);
-            let found = match upstreams.remove_entry(&key) {
+            let found = lock(&shared.upstreams).remove_entry(&key);
+            let found = match found {
                 Some(entry) => Some(entry),
-                None => remapped_upstream(&mut upstreams, key),
-            };
-            drop(upstreams);
-            if let Some((app_key, _)) = &found {
-                lock(&shared.syn).path.accepted(app_key);
-            }
-            found.map(|(app_key, (net, _, slot))| {
-                let net_key = stream_key(&net);
-                // The application's own address (as its SYN had it), even if NAT remapped it.
-                let app_addr = SocketAddr::new(peer.ip(), app_key.local.port());
-                Pair {
-                    app: accepted,
-                    net,
-                    key: net_key,
-                    view: (app_addr, orig),
-                    _slot: slot,
+                None => {
+                    let real = original_source(&accepted, peer);
+                    let mut upstreams = lock(&shared.upstreams);
+                    let exact = real.and_then(|src| {
+                        upstreams.remove_entry(&ConnKey {
+                            local: canonical(src),
+                            remote: key.remote,
+                        })
+                    });
+                    exact.or_else(|| remapped_upstream(&mut upstreams, key))
                 }
+            };
+            let Some((app_key, (upstream, _, slot))) = found else {
+                return Err("no pre-connected socket for it; reset".to_owned());
+            };
+            lock(&shared.syn).path.accepted(&app_key);
+            let (net, ready) = upstream
+                .start
+                .await
+                .map_err(|e| format!("upstream start: {e}; reset"))?;
+            // The application's own address (as its SYN had it), even if NAT remapped it.
+            let app_addr = SocketAddr::new(peer.ip(), app_key.local.port());
+            Some(Pair {
+                app: accepted,
+                net,
+                key: upstream.key,
+                view: (app_addr, orig),
+                ready: Some(ready),
+                _slot: slot,
             })
         }
         _ => {
@@ -745,6 +804,7 @@ async fn take_connection(
                     net: accepted,
                     key,
                     view,
+                    ready: None,
                     _slot: slot,
                 }
             })
@@ -757,7 +817,26 @@ async fn take_connection(
     Ok(())
 }
 
-/// The pre-connected upstream of an application connection whose source port the REDIRECT NAT
+/// The application's own address of an accepted (REDIRECTed) connection whose source port the
+/// NAT changed (see [`remapped_upstream`]), from the connection's conntrack entry: the accepted
+/// socket's tuple is the entry's reply tuple, and its original tuple has the application's
+/// port. `None` if conntrack cannot say (logged).
+fn original_source(accepted: &TcpStream, peer: SocketAddr) -> Option<SocketAddr> {
+    let local = accepted.local_addr().ok()?;
+    match tcpcrypt_sys::conntrack::original_tuple(local, peer) {
+        Ok((src, _)) => {
+            debug!("{peer}: source port remapped by NAT; conntrack gives the application's {src}");
+            Some(src)
+        }
+        Err(e) => {
+            debug!("{peer}: original tuple from conntrack: {e}");
+            None
+        }
+    }
+}
+
+/// The fallback when conntrack cannot name the application's port ([`original_source`]): the
+/// pre-connected upstream of an application connection whose source port the REDIRECT NAT
 /// changed: when its post-NAT tuple (port → the loopback listener) clashes with a lingering
 /// conntrack entry of an earlier connection from the same port to another destination, NAT
 /// gives it another source port, so the accepted socket's peer no longer names its upstream.
@@ -765,9 +844,9 @@ async fn take_connection(
 /// waiting for this destination from this address. With several waiting it is ambiguous and
 /// none is taken (the connection is reset, as without this lookup).
 fn remapped_upstream(
-    upstreams: &mut HashMap<ConnKey, (TcpStream, Instant, Slot)>,
+    upstreams: &mut HashMap<ConnKey, (Upstream, Instant, Slot)>,
     key: ConnKey,
-) -> Option<(ConnKey, (TcpStream, Instant, Slot))> {
+) -> Option<(ConnKey, (Upstream, Instant, Slot))> {
     let mut candidates = upstreams
         .keys()
         .filter(|k| k.remote == key.remote && k.local.ip() == key.local.ip());
@@ -817,7 +896,46 @@ async fn outcome(shared: &Shared, key: ConnKey) -> Result<Outcome, String> {
     }
 }
 
-async fn serve_pair(shared: Arc<Shared>, pair: Pair, direction: Direction) {
+/// Waits for the negotiation of `key` (the connection of `net`) to end and, if it enabled a
+/// TEP, starts the session: host A's Init1 is written to `net` at once (RFC 8548 §3.3), in a
+/// write of its own (PSH), so the key exchange does not wait for anything else.
+async fn prepare(shared: &Shared, key: ConnKey, net: &TcpStream) -> Ready {
+    let negotiated = match outcome(shared, key).await {
+        Ok(Outcome::Enabled(n)) => n,
+        Ok(Outcome::Plain(reason)) => {
+            return Ready::Plain {
+                after_syn: reason == FallbackReason::MissingEno,
+                reason: reason.to_string(),
+            }
+        }
+        Err(reason) => {
+            return Ready::Plain {
+                reason,
+                after_syn: false,
+            }
+        }
+    };
+    let (role, tep) = (negotiated.role, negotiated.tep);
+    match Session::new(
+        negotiated,
+        shared.session_config.clone(),
+        shared.provider.clone(),
+        &mut OsRng,
+        Instant::now(),
+    ) {
+        Ok(mut session) => {
+            pump::send_init(&mut session, net);
+            Ready::Session {
+                session: Box::new(session),
+                role,
+                tep,
+            }
+        }
+        Err(e) => Ready::Failed(e),
+    }
+}
+
+async fn serve_pair(shared: Arc<Shared>, mut pair: Pair, direction: Direction) {
     let traffic = SharedTraffic::default();
     let row = shared.registry.add(Row {
         local: pair.view.0,
@@ -838,17 +956,12 @@ async fn serve_pair(shared: Arc<Shared>, pair: Pair, direction: Direction) {
         _ => pair.key.local,
     };
     let mandatory = shared.config.mandatory(dst);
-    let mut after_syn = false;
-    let negotiated = match outcome(&shared, pair.key).await {
-        Ok(Outcome::Enabled(n)) => Ok(n),
-        Ok(Outcome::Plain(reason)) => {
-            after_syn = reason == FallbackReason::MissingEno;
-            Err(reason.to_string())
-        }
-        Err(why) => Err(why),
+    let ready = match pair.ready.take() {
+        Some(ready) => ready,
+        None => prepare(&shared, pair.key, &pair.net).await,
     };
-    let error = match negotiated {
-        Err(reason) => {
+    let error = match ready {
+        Ready::Plain { reason, after_syn } => {
             shared.registry.count(false, false, Some(&reason));
             shared.registry.update(row, |r| {
                 r.state = SessionState::Plain;
@@ -877,9 +990,18 @@ async fn serve_pair(shared: Arc<Shared>, pair: Pair, direction: Direction) {
             }
             None
         }
-        Ok(negotiated) => {
+        Ready::Failed(e) => {
+            warn!("start session: {e}");
+            pump::abort(pair.app, pair.net);
+            Some(e)
+        }
+        Ready::Session { session, role, tep } => {
+            shared.registry.update(row, |r| {
+                r.role = Some(role);
+                r.tep = Some(tep);
+            });
             let may_retry = direction == Direction::Outgoing && !mandatory;
-            run_session(&shared, pair, negotiated, row, &traffic, may_retry).await
+            run_session(&shared, pair, *session, row, &traffic, may_retry).await
         }
     };
     shared.registry.finish(row, error.as_ref());
@@ -888,30 +1010,11 @@ async fn serve_pair(shared: Arc<Shared>, pair: Pair, direction: Direction) {
 async fn run_session(
     shared: &Shared,
     pair: Pair,
-    negotiated: tcpcrypt_proto::Negotiated,
+    mut session: Session,
     row: u64,
     traffic: &SharedTraffic,
     may_retry: bool,
 ) -> Option<tcpcrypt_proto::Error> {
-    let (role, tep) = (negotiated.role, negotiated.tep);
-    shared.registry.update(row, |r| {
-        r.role = Some(role);
-        r.tep = Some(tep);
-    });
-    let mut session = match Session::new(
-        negotiated,
-        shared.session_config.clone(),
-        shared.provider.clone(),
-        &mut OsRng,
-        Instant::now(),
-    ) {
-        Ok(s) => s,
-        Err(e) => {
-            warn!("start session: {e}");
-            pump::abort(pair.app, pair.net);
-            return Some(e);
-        }
-    };
     let peer = pair.key.remote.ip();
     let mut established = false;
     let mut on_event = |event: Event| match event {
