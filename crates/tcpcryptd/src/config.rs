@@ -25,6 +25,7 @@
 //! handshake_timeout_secs = 10
 //! connect_timeout_ms = 3000
 //! max_connections = 16384       # beyond it, new connections are left plain (fail-open)
+//! threads = 0                   # worker threads; 0: half the CPUs (at least one)
 //! type2_cache_secs = 600        # remember a type-2 path (ENO stripped after the SYN); 0: off
 //! keylog = "/root/tcpcrypt-keys.log"  # DEBUG ONLY: session secrets (see below)
 //! rekey_after_bytes = 1048576   # DEBUG/TEST ONLY: rekey far earlier than the RFC limits
@@ -36,6 +37,7 @@
 //! divert = 0x10
 //! tproxy = 0x20
 //! plain = 0x40
+//! settled = 0x80
 //! ```
 //!
 //! `keylog` (flag `--keylog FILE`, else the environment variable `TCPCRYPT_KEYLOGFILE`, else
@@ -409,6 +411,8 @@ pub struct Config {
     /// Connections the daemon proxies at once (held SYNs, pre-connected sockets, pairs);
     /// beyond it new connections are not intercepted and stay plain TCP (fail-open).
     pub max_connections: usize,
+    /// Worker threads of the daemon's runtime ([`Config::worker_threads`]); 0: automatic.
+    pub threads: usize,
     /// How long a destination address stays cached as a type-2 path (RFC 8547 §9: ENO
     /// stripped after the SYN), its new connections going direct without ENO; zero: off
     /// ([`crate::type2_cache`]).
@@ -423,6 +427,20 @@ pub struct Config {
 }
 
 impl Config {
+    /// The runtime's worker threads: `threads`, or if 0 half the CPUs this process may use
+    /// (at least one). The daemon shares the machine with the applications whose traffic it
+    /// carries (and with the kernel's TCP work for three connections per proxied one): with a
+    /// thread per CPU its threads compete with them and hand work to each other across CPUs,
+    /// which on a 2-CPU host cost about 15% of the fresh connect + request latency
+    /// (docs/performance.md).
+    pub fn worker_threads(&self) -> usize {
+        if self.threads > 0 {
+            return self.threads;
+        }
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        (cpus / 2).max(1)
+    }
+
     /// The ENO negotiation settings: TEPs least preferred first (RFC 8547 §4.5).
     pub fn eno_config(&self) -> tcpcrypt_proto::eno::Config {
         let teps: Vec<TepId> = self.teps.iter().rev().copied().collect();
@@ -526,6 +544,9 @@ pub struct Cli {
     /// Connections proxied at once; beyond it new ones stay plain (fail-open).
     #[arg(long)]
     pub max_connections: Option<usize>,
+    /// Worker threads; 0 (the default): half the CPUs, at least one.
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Seconds a destination stays cached as a type-2 path (ENO stripped after the SYN): its
     /// new connections go direct without ENO; 0 turns the cache off.
     #[arg(long)]
@@ -569,6 +590,7 @@ struct FileConfig {
     handshake_timeout_secs: Option<u64>,
     connect_timeout_ms: Option<u64>,
     max_connections: Option<usize>,
+    threads: Option<usize>,
     type2_cache_secs: Option<u64>,
     marks: Option<Marks>,
     keylog: Option<PathBuf>,
@@ -709,6 +731,7 @@ impl Cli {
                 .max_connections
                 .or(f.max_connections)
                 .unwrap_or(DEFAULT_MAX_CONNECTIONS),
+            threads: self.threads.or(f.threads).unwrap_or(0),
             type2_cache_ttl: Duration::from_secs(
                 self.type2_cache_secs
                     .or(f.type2_cache_secs)
@@ -947,6 +970,19 @@ mod tests {
         .load()
         .unwrap();
         assert!(c.type2_cache_ttl.is_zero());
+        let c = cli(&["--threads", "3"]).load().unwrap();
+        assert_eq!(c.worker_threads(), 3);
+        let c = cli(&[]).load().unwrap();
+        assert_eq!(c.threads, 0);
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let auto = c.worker_threads();
+        assert!(auto >= 1, "at least one thread");
+        if cpus >= 2 {
+            assert!(
+                auto < cpus,
+                "leaves CPUs to the applications: {auto} of {cpus}"
+            );
+        }
         let c = cli(&["--marks", "1,2,4,8,16,32,0x100"]).load().unwrap();
         assert_eq!((c.marks.plain, c.marks.settled), (0x100, 0x80));
         let c = cli(&["--marks", "1,2,4,8,16,32,0x100,0x200"])

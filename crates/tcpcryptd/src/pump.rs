@@ -399,6 +399,22 @@ fn no_delay(s: &TcpStream) {
     }
 }
 
+/// Writes the session's Init message (host A's Init1, RFC 8548 §3.3), all it has to send before
+/// any application byte, to `net` at once, as a write() of its own (PSH); called before the
+/// application's socket is there, so that the key exchange overlaps its handshake. What the
+/// socket does not take now, or an error, is left to [`pump_session`], which flushes the rest
+/// and reports errors.
+pub fn send_init(session: &mut Session, net: &TcpStream) {
+    let pending = session.peek_ciphertext();
+    if pending.is_empty() {
+        return;
+    }
+    if let Ok(n) = net.try_write(pending) {
+        // Only the Init is pending (no FIN yet), and it ends this write: PSH is on it.
+        let _ = session.consume_ciphertext(n);
+    }
+}
+
 /// Runs `session` between `app` (plaintext) and `net` (ciphertext) until both directions have
 /// closed cleanly, handing the session's events to `on_event`.
 ///
