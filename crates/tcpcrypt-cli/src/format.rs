@@ -46,6 +46,24 @@ pub(crate) fn status(s: &Status) -> String {
         bin = bytes(c.bytes_in),
         bout = bytes(c.bytes_out),
     );
+    if let Some(load) = &s.load {
+        let _ = write!(
+            out,
+            "\nload:\n  connections: {live} proxied now (max {max})\n  worker threads: {threads}\n",
+            live = load.live_connections,
+            max = reported(load.max_connections),
+            threads = reported(load.worker_threads),
+        );
+        if load.at_limit() {
+            let _ = write!(
+                out,
+                "\nWARNING: connection limit reached ({live} of max_connections {max}): new \
+                 connections are left plain TCP, NOT encrypted, until some of these end\n",
+                live = load.live_connections,
+                max = load.max_connections,
+            );
+        }
+    }
     if let Some(path) = &p.keylog {
         let _ = write!(
             out,
@@ -54,6 +72,15 @@ pub(crate) fn status(s: &Status) -> String {
         );
     }
     out
+}
+
+/// A number of [`tcpcrypt_control::Load`], where 0 means the daemon did not report it.
+fn reported(n: u64) -> String {
+    if n == 0 {
+        "not reported".to_owned()
+    } else {
+        n.to_string()
+    }
 }
 
 fn list(items: &[String]) -> String {
@@ -237,6 +264,7 @@ mod tests {
                 ..Default::default()
             },
             counters: tcpcrypt_control::Counters::default(),
+            load: None,
         };
         let on = super::status(&status(Some("/root/keys.log")));
         assert!(
@@ -246,6 +274,49 @@ mod tests {
             "{on}"
         );
         assert!(!super::status(&status(None)).contains("key log"));
+    }
+
+    #[test]
+    fn status_shows_the_load_and_says_when_the_limit_is_reached() {
+        let status = |load: Option<(u64, u64)>| Status {
+            version: "0.1.0".into(),
+            protocol: 1,
+            pid: 1,
+            uptime_secs: 0,
+            policy: tcpcrypt_control::Policy::default(),
+            counters: tcpcrypt_control::Counters::default(),
+            load: load.map(|(live, max)| tcpcrypt_control::Load {
+                live_connections: live,
+                max_connections: max,
+                worker_threads: 2,
+            }),
+        };
+        let below = super::status(&status(Some((7, 8))));
+        assert!(
+            below.contains("\nload:\n  connections: 7 proxied now (max 8)\n  worker threads: 2\n"),
+            "{below}"
+        );
+        assert!(!below.contains("limit reached"), "{below}");
+        let full = super::status(&status(Some((8, 8))));
+        let warning: Vec<&str> = full
+            .lines()
+            .filter(|l| l.contains("limit reached"))
+            .collect();
+        assert_eq!(
+            warning,
+            [
+                "WARNING: connection limit reached (8 of max_connections 8): new connections are \
+              left plain TCP, NOT encrypted, until some of these end"
+            ],
+            "{full}"
+        );
+        // A daemon that does not report its load (older, or a partial object): nothing shown,
+        // and no limit claimed.
+        let old = super::status(&status(None));
+        assert!(!old.contains("load:") && !old.contains("limit"), "{old}");
+        let partial = super::status(&status(Some((0, 0))));
+        assert!(!partial.contains("limit reached"), "{partial}");
+        assert!(partial.contains("(max not reported)"), "{partial}");
     }
 
     #[test]

@@ -47,7 +47,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Version, policy and counters of the daemon.
+    /// Version, policy, counters and load (connections proxied, limit, threads) of the daemon.
     Status {
         /// Print the daemon's JSON reply object as received.
         #[arg(long)]

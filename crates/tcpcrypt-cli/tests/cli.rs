@@ -12,8 +12,8 @@ use std::thread;
 use tcpcrypt_control::message::PROTOCOL_VERSION;
 use tcpcrypt_control::server::{self, DEFAULT_SOCKET_MODE};
 use tcpcrypt_control::{
-    Counters, Direction, ErrorCode, Failures, Handler, Policy, Request, Response, SessionIdReply,
-    SessionInfo, SessionState, Status,
+    Counters, Direction, ErrorCode, Failures, Handler, Load, Policy, Request, Response,
+    SessionIdReply, SessionInfo, SessionState, Status,
 };
 use tcpcrypt_proto::{Role, SessionId};
 
@@ -95,15 +95,21 @@ fn status() -> Status {
             bytes_in: 1000,
             bytes_out: 2048,
         },
+        load: Some(Load {
+            live_connections: 3,
+            max_connections: 16384,
+            worker_threads: 1,
+        }),
     }
 }
 
-struct Fake;
+/// A daemon that answers `status` with its status.
+struct Fake(Status);
 
 impl Handler for Fake {
     fn handle(&self, req: Request) -> Response {
         match req {
-            Request::Status => Response::Status(Box::new(status())),
+            Request::Status => Response::Status(Box::new(self.0.clone())),
             Request::Sessions => Response::Sessions(rows()),
             Request::SessionId { local, .. } if local.port() == 40000 => {
                 Response::SessionId(SessionIdReply {
@@ -117,10 +123,14 @@ impl Handler for Fake {
 }
 
 fn start() -> (tempfile::TempDir, PathBuf) {
+    start_with(status())
+}
+
+fn start_with(status: Status) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tcpcryptd.sock");
     let listener = server::bind(&path, DEFAULT_SOCKET_MODE).unwrap();
-    let handler: Arc<dyn Handler> = Arc::new(Fake);
+    let handler: Arc<dyn Handler> = Arc::new(Fake(status));
     thread::spawn(move || server::serve(listener, handler));
     (dir, path)
 }
@@ -168,10 +178,60 @@ fn status_summary() {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }
     assert!(!text.contains("key log"), "key log is off:\n{text}");
+    assert!(
+        text.ends_with("\nload:\n  connections: 3 proxied now (max 16384)\n  worker threads: 1\n"),
+        "{text}"
+    );
+    assert!(!text.contains("limit reached"), "below the limit:\n{text}");
     let out = tcpcrypt(Some(&path), &["status", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["pid"], 4242);
     assert_eq!(v["counters"]["failures"]["resets"], 3);
+    assert_eq!(v["load"]["live_connections"], 3);
+    assert_eq!(v["load"]["max_connections"], 16384);
+    assert_eq!(v["load"]["worker_threads"], 1);
+}
+
+#[test]
+fn status_at_the_connection_limit_says_new_connections_are_plain() {
+    let mut full = status();
+    full.load = Some(Load {
+        live_connections: 8,
+        max_connections: 8,
+        worker_threads: 2,
+    });
+    let (_dir, path) = start_with(full);
+    let out = tcpcrypt(Some(&path), &["status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("  connections: 8 proxied now (max 8)\n"),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l
+            == "WARNING: connection limit reached (8 of max_connections 8): new connections are \
+                left plain TCP, NOT encrypted, until some of these end"),
+        "{text}"
+    );
+    let out = tcpcrypt(Some(&path), &["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["load"]["live_connections"], v["load"]["max_connections"]);
+}
+
+#[test]
+fn status_of_a_daemon_without_load() {
+    let mut old = status();
+    old.load = None;
+    let (_dir, path) = start_with(old);
+    let out = tcpcrypt(Some(&path), &["status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("  active sessions: 2\n"), "{text}");
+    assert!(!text.contains("load:") && !text.contains("limit"), "{text}");
+    let out = tcpcrypt(Some(&path), &["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v.get("load").is_none(), "{v}");
 }
 
 #[test]

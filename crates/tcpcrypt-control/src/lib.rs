@@ -31,7 +31,7 @@ pub mod server;
 pub use app::{session_id, session_id_at, SessionIdError};
 pub use client::{Client, ControlError};
 pub use message::{
-    Counters, Direction, ErrorCode, Failures, Policy, Request, Response, SessionIdReply,
+    Counters, Direction, ErrorCode, Failures, Load, Policy, Request, Response, SessionIdReply,
     SessionInfo, SessionState, Status,
 };
 pub use server::Handler;

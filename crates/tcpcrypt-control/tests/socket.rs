@@ -13,8 +13,8 @@ use std::thread;
 use tcpcrypt_control::message::{decode_line, encode_line, tep_name};
 use tcpcrypt_control::server::{self, BindError, DEFAULT_SOCKET_MODE, MAX_REQUEST_LEN};
 use tcpcrypt_control::{
-    session_id_at, Client, ControlError, Counters, Direction, ErrorCode, Handler, Policy, Request,
-    Response, SessionIdError, SessionIdReply, SessionInfo, SessionState, Status,
+    session_id_at, Client, ControlError, Counters, Direction, ErrorCode, Handler, Load, Policy,
+    Request, Response, SessionIdError, SessionIdReply, SessionInfo, SessionState, Status,
 };
 use tcpcrypt_proto::{Role, SessionId, TepId};
 
@@ -54,6 +54,11 @@ fn status() -> Status {
             connections_encrypted: 3,
             ..Counters::default()
         },
+        load: Some(Load {
+            live_connections: 2,
+            max_connections: 8,
+            worker_threads: 1,
+        }),
     }
 }
 

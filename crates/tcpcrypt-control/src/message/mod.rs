@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! -> {"cmd":"status"}
-//! <- {"status":{"version":"0.1.0","pid":4242,"uptime_secs":73,"policy":{...},"counters":{...}}}
+//! <- {"status":{"version":"0.1.0","pid":4242,"uptime_secs":73,"policy":{...},"counters":{...},"load":{...}}}
 //! -> {"cmd":"sessions"}
 //! <- {"sessions":[{"local":"10.0.0.1:40000","remote":"10.0.0.2:80","state":"established",...}]}
 //! -> {"cmd":"session_id","local":"10.0.0.1:40000","remote":"10.0.0.2:80"}
@@ -133,6 +133,10 @@ pub struct Status {
     pub policy: Policy,
     /// Counters since the daemon started.
     pub counters: Counters,
+    /// The daemon's capacity and how much of it is in use now; absent from daemons older than
+    /// this field (a client shows nothing of it then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<Load>,
 }
 
 fn default_protocol() -> u32 {
@@ -187,6 +191,32 @@ pub struct Counters {
     pub bytes_in: u64,
     /// Application bytes sent to peers (plaintext, before encryption).
     pub bytes_out: u64,
+}
+
+/// The daemon's limits and how much of them is in use.
+///
+/// Every field defaults to 0 when missing, which a client reads as "not reported": in
+/// particular a `max_connections` of 0 is no limit the daemon could have reached (it refuses
+/// to start with 0).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Load {
+    /// Connections the daemon proxies now, each counted from its held SYN to the end of both of
+    /// its TCP connections (so it can exceed [`Counters::active_sessions`] briefly).
+    pub live_connections: u64,
+    /// The most connections the daemon proxies at once (its `max_connections`); while
+    /// `live_connections` is there, new connections are left plain TCP (fail-open).
+    pub max_connections: u64,
+    /// Worker threads of the daemon's runtime.
+    pub worker_threads: u64,
+}
+
+impl Load {
+    /// Whether the daemon proxies as many connections as it may, so that new ones are left
+    /// plain TCP (never when `max_connections` was not reported).
+    pub fn at_limit(&self) -> bool {
+        self.max_connections > 0 && self.live_connections >= self.max_connections
+    }
 }
 
 /// Connections that ended in an error, by kind.

@@ -44,6 +44,11 @@ fn sample_status() -> Status {
             bytes_in: 1000,
             bytes_out: 2000,
         },
+        load: Some(Load {
+            live_connections: 3,
+            max_connections: 16384,
+            worker_threads: 1,
+        }),
     }
 }
 
@@ -210,6 +215,63 @@ fn status_has_the_required_keys() {
         );
     }
     assert_eq!(v["counters"]["fallbacks"]["no_eno_from_peer"], 3);
+    assert_eq!(v["load"]["live_connections"], 3);
+    assert_eq!(v["load"]["max_connections"], 16384);
+    assert_eq!(v["load"]["worker_threads"], 1);
+    assert_eq!(v["load"].as_object().unwrap().len(), 3);
+}
+
+#[test]
+fn status_without_load_has_no_load_key() {
+    let mut st = sample_status();
+    st.load = None;
+    let v = serde_json::to_value(&st).unwrap();
+    assert!(v.get("load").is_none(), "{v}");
+    round_trip(&Response::Status(Box::new(st)));
+}
+
+/// A client that predates [`Status::load`]: it reads a new daemon's status, load and all.
+#[test]
+fn an_older_client_reads_a_newer_status() {
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct OldStatus {
+        version: String,
+        #[serde(default = "default_protocol")]
+        protocol: u32,
+        pid: u32,
+        uptime_secs: u64,
+        policy: Policy,
+        counters: Counters,
+    }
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum OldResponse {
+        Status(Box<OldStatus>),
+    }
+    let new = sample_status();
+    let line = encode_line(&Response::Status(Box::new(new.clone())));
+    assert!(String::from_utf8_lossy(&line).contains("\"load\":{"));
+    let OldResponse::Status(old) = decode_line(&line).unwrap();
+    assert_eq!(
+        (old.pid, old.uptime_secs, &old.policy, &old.counters),
+        (new.pid, new.uptime_secs, &new.policy, &new.counters)
+    );
+}
+
+#[test]
+fn load_at_limit() {
+    let load = |live, max| Load {
+        live_connections: live,
+        max_connections: max,
+        worker_threads: 1,
+    };
+    assert!(!load(7, 8).at_limit());
+    assert!(load(8, 8).at_limit());
+    assert!(load(9, 8).at_limit());
+    // Not reported (a partial object from another daemon): never "at the limit".
+    assert!(!load(0, 0).at_limit());
+    assert!(!Load::default().at_limit());
 }
 
 #[test]
@@ -246,6 +308,18 @@ fn forward_compatible_decoding() {
             .unwrap();
     assert_eq!(st.protocol, PROTOCOL_VERSION);
     assert_eq!(st.counters, Counters::default());
+    assert_eq!(st.load, None, "a daemon that predates load");
+    let st: Status = decode_line(
+        br#"{"version":"9","pid":1,"uptime_secs":2,"policy":{},"counters":{},"load":{"live_connections":4,"future":true}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        st.load,
+        Some(Load {
+            live_connections: 4,
+            ..Load::default()
+        })
+    );
 }
 
 #[test]
