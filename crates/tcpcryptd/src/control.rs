@@ -3,12 +3,12 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use tcpcrypt_control::{
-    Counters, Direction, ErrorCode, Handler, Policy, Request, Response, SessionIdReply,
+    Counters, Direction, ErrorCode, Handler, Load, Policy, Request, Response, SessionIdReply,
     SessionInfo, SessionState, Status,
 };
 use tcpcrypt_proto::{AeadId, Error, Role, SessionId, TepId};
@@ -52,6 +52,7 @@ pub struct Registry {
     next: AtomicU64,
     rows: Mutex<HashMap<u64, Row>>,
     counters: Mutex<Counters>,
+    live: Arc<AtomicUsize>,
 }
 
 impl Registry {
@@ -63,7 +64,15 @@ impl Registry {
             next: AtomicU64::new(1),
             rows: Mutex::new(HashMap::new()),
             counters: Mutex::new(Counters::default()),
+            live: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// The count of connections proxied now, which the daemon holds against `max_connections`
+    /// (one per connection from its held SYN to the end of its pair) and `status` reports as
+    /// `load.live_connections`. Every call returns the same counter.
+    pub fn live_counter(&self) -> Arc<AtomicUsize> {
+        self.live.clone()
     }
 
     /// Adds a connection; returns its handle.
@@ -151,6 +160,11 @@ impl Registry {
                 keylog: c.keylog.as_ref().map(|p| p.display().to_string()),
             },
             counters,
+            load: Some(Load {
+                live_connections: self.live.load(Ordering::Acquire) as u64,
+                max_connections: c.max_connections as u64,
+                worker_threads: c.worker_threads() as u64,
+            }),
         }
     }
 
@@ -292,5 +306,39 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn status_reports_the_load_from_the_live_counter() {
+        let config = Cli::try_parse_from(["tcpcryptd", "--max-connections", "2", "--threads", "3"])
+            .unwrap()
+            .load()
+            .unwrap();
+        let reg = Arc::new(Registry::new(config));
+        let h = ControlHandler(reg.clone());
+        let load = || {
+            let Response::Status(s) = h.handle(Request::Status) else {
+                panic!("status")
+            };
+            s.load.expect("the daemon reports its load")
+        };
+        assert_eq!(
+            load(),
+            Load {
+                live_connections: 0,
+                max_connections: 2,
+                worker_threads: 3,
+            }
+        );
+        // What the daemon holds its connections against is what status reports.
+        let live = reg.live_counter();
+        assert!(Arc::ptr_eq(&live, &reg.live_counter()));
+        live.fetch_add(1, Ordering::AcqRel);
+        assert_eq!(load().live_connections, 1);
+        assert!(!load().at_limit());
+        live.fetch_add(1, Ordering::AcqRel);
+        assert!(load().at_limit());
+        live.fetch_sub(2, Ordering::AcqRel);
+        assert_eq!(load().live_connections, 0);
     }
 }
