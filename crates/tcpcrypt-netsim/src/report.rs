@@ -16,8 +16,10 @@
 //! ```
 //!
 //! `plaintext_check` is `"clean"` (the capture of every trial was scanned for the canary and it
-//! was not there), `"not applicable (plain by design)"` (the expected outcome is plain TCP) or
-//! `"LEAK"`. Rows with the same section and scenario are merged when rendered (trials, counts
+//! was not there), `"not applicable (plain by design)"` (no tcpcrypt connection is expected to
+//! carry the data: the line keeps this one name whatever the expected outcome) or `"LEAK"`. The
+//! report writes a not-applicable check with the reason the row's own `expected` text gives
+//! ([`ByDesign`]): plain, reset or refused by design. Rows with the same section and scenario are merged when rendered (trials, counts
 //! and bytes added, the worst plaintext check kept), so a test may record one row per trial.
 
 use std::collections::BTreeMap;
@@ -55,6 +57,53 @@ impl PlaintextCheck {
             Self::Clean => "clean",
             Self::NotApplicable => "not applicable (plain by design)",
             Self::Leak => "LEAK",
+        }
+    }
+}
+
+/// What a row expects instead of a tcpcrypt connection, which is why its plaintext check does
+/// not apply; read from the row's `expected` text by [`ByDesign::of`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByDesign {
+    /// A plain TCP connection (fallback, fail-open): the canary is on the wire by design.
+    Plain,
+    /// The connection is reset (e.g. by the daemon on malformed input).
+    Reset,
+    /// The connection is refused (e.g. a mandatory port with no daemon).
+    Refused,
+    /// The expected text names none of these.
+    Unstated,
+}
+
+impl ByDesign {
+    /// The outcome `expected` names first: "reset" → [`Self::Reset`], "refus…" →
+    /// [`Self::Refused`], "plain", "fallback", "fall back" or "fail-open" → [`Self::Plain`]
+    /// (case-insensitive). The first one counts, so "refused (ECONNREFUSED), never plain" is a
+    /// refusal and "fail-open: plain TCP works" plain.
+    pub fn of(expected: &str) -> Self {
+        const WORDS: [(&str, ByDesign); 6] = [
+            ("reset", ByDesign::Reset),
+            ("refus", ByDesign::Refused),
+            ("plain", ByDesign::Plain),
+            ("fallback", ByDesign::Plain),
+            ("fall back", ByDesign::Plain),
+            ("fail-open", ByDesign::Plain),
+        ];
+        let text = expected.to_ascii_lowercase();
+        WORDS
+            .iter()
+            .filter_map(|&(word, what)| text.find(word).map(|at| (at, what)))
+            .min_by_key(|&(at, _)| at)
+            .map_or(Self::Unstated, |(_, what)| what)
+    }
+
+    /// The report's text for a not-applicable plaintext check of such a row.
+    pub fn check_text(self) -> &'static str {
+        match self {
+            Self::Plain => "not applicable (plain by design)",
+            Self::Reset => "not applicable (reset by design)",
+            Self::Refused => "not applicable (refused by design)",
+            Self::Unstated => "not applicable",
         }
     }
 }
@@ -120,6 +169,15 @@ impl Row {
     pub fn notes(mut self, notes: impl Into<String>) -> Self {
         self.notes = notes.into();
         self
+    }
+
+    /// The plaintext check as the report writes it: a not-applicable check says what the row
+    /// expects instead ([`ByDesign::of`] its `expected` text).
+    pub fn plaintext_check_text(&self) -> &'static str {
+        match self.plaintext_check {
+            PlaintextCheck::NotApplicable => ByDesign::of(&self.expected).check_text(),
+            check => check.as_str(),
+        }
     }
 
     /// Whether every trial ended as expected and nothing leaked.
@@ -336,8 +394,10 @@ pub fn render(rows: &[Row], meta: &Meta) -> String {
     let _ = writeln!(
         s,
         "A scenario holds when every trial ended as expected and no capture of a connection that \
-         negotiated tcpcrypt contained the plaintext canary. \"plain by design\" rows expect a \
-         plain TCP connection, so the canary is on the wire there by design."
+         negotiated tcpcrypt contained the plaintext canary. The check is not applicable where \
+         no tcpcrypt connection is to carry the data: \"plain by design\" rows expect a plain \
+         TCP connection, so the canary is on the wire there by design; \"reset by design\" and \
+         \"refused by design\" rows expect the connection to be reset or refused."
     );
     let mut section: Option<&str> = None;
     for row in &rows {
@@ -364,7 +424,7 @@ pub fn render(rows: &[Row], meta: &Meta) -> String {
             row.trials,
             row.as_expected,
             human_bytes(row.bytes),
-            row.plaintext_check.as_str(),
+            row.plaintext_check_text(),
             if row.holds() { "yes" } else { "**NO**" },
             cell(&row.notes)
         );
@@ -486,6 +546,71 @@ mod tests {
         assert!(doc.contains("| bad | completes | 2 | 1 | 1000 B | clean | **NO** |"));
         assert!(doc.contains("1 of 2 scenarios held"));
         assert!(render(&[], &meta).contains("No rows were recorded."));
+    }
+
+    /// Expected outcomes as the robustness tests write them (docs/robustness.md).
+    const RESET: &str =
+        "reset by B (never a FIN), nothing of it reaches B's service, B keeps serving";
+    const REFUSED: &str = "refused (ECONNREFUSED), never plain";
+    const PLAIN: &str =
+        "a working plain TCP connection, echo intact; neither daemon reports it encrypted";
+    const FAIL_OPEN: &str = "fail-open: plain TCP works, data intact";
+    const FALLBACK: &str =
+        "fallback: plain TCP works, data intact, B never encrypts it; B keeps serving";
+    const SERVING: &str = "B's daemon stays up and keeps serving: a concurrent encrypted \
+                           transfer and new encrypted connections complete intact";
+
+    #[test]
+    fn by_design_is_the_first_outcome_the_expected_text_names() {
+        assert_eq!(ByDesign::of(RESET), ByDesign::Reset);
+        assert_eq!(ByDesign::of(REFUSED), ByDesign::Refused);
+        assert_eq!(ByDesign::of(PLAIN), ByDesign::Plain);
+        assert_eq!(ByDesign::of(FAIL_OPEN), ByDesign::Plain);
+        assert_eq!(ByDesign::of(FALLBACK), ByDesign::Plain);
+        assert_eq!(
+            ByDesign::of("Connection RESET by the peer"),
+            ByDesign::Reset
+        );
+        assert_eq!(ByDesign::of("plain at first, then reset"), ByDesign::Plain);
+        assert_eq!(ByDesign::of(SERVING), ByDesign::Unstated);
+        assert_eq!(ByDesign::of(""), ByDesign::Unstated);
+    }
+
+    #[test]
+    fn render_says_what_a_not_applicable_row_expects() {
+        let na = |scenario: &str, expected: &str| {
+            Row::new(scenario, expected, 2, 2, 0, PlaintextCheck::NotApplicable).section("fault")
+        };
+        let rows = vec![
+            na("bad magic", RESET),
+            na("mandatory port, daemon dead", REFUSED),
+            na("ENO stripped", PLAIN),
+            na("random SYNs", SERVING),
+            Row::new("loss", RESET, 2, 2, 0, PlaintextCheck::Clean).section("fault"),
+        ];
+        let doc = render(&rows, &Meta::default());
+        let cell_of = |scenario: &str| {
+            let line = doc
+                .lines()
+                .find(|l| l.starts_with(&format!("| {scenario} |")))
+                .unwrap_or_else(|| panic!("no row {scenario} in\n{doc}"));
+            line.split(" | ").nth(5).unwrap().to_owned()
+        };
+        assert_eq!(cell_of("bad magic"), "not applicable (reset by design)");
+        assert_eq!(
+            cell_of("mandatory port, daemon dead"),
+            "not applicable (refused by design)"
+        );
+        assert_eq!(cell_of("ENO stripped"), "not applicable (plain by design)");
+        assert_eq!(cell_of("random SYNs"), "not applicable");
+        assert_eq!(cell_of("loss"), "clean");
+        // The JSON line keeps its one documented name, whatever the row expects.
+        let line = serde_json::to_string(&na("bad magic", RESET)).unwrap();
+        assert!(line.contains(r#""plaintext_check":"not applicable (plain by design)""#));
+        // A leak is a leak, whatever the expected text says.
+        let mut leak = na("bad magic", RESET);
+        leak.plaintext_check = PlaintextCheck::Leak;
+        assert_eq!(leak.plaintext_check_text(), "LEAK");
     }
 
     #[test]
