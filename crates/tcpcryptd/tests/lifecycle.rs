@@ -1,8 +1,12 @@
 //! End to end (namespaces A and B, as root): the daemon's life and death. SIGTERM removes the
 //! rules and connections go plain (fail-open) until it is back, then encrypted again; SIGKILL
-//! during open proxied connections ends them with resets on both hosts, promptly, never a
-//! hang or a clean EOF; a SYN held by a killed daemon goes direct on its retransmission; a
-//! daemon restarted over the rules a killed one left behind works and cleans up.
+//! during open proxied connections ends them with resets on both hosts, never a hang or a
+//! clean EOF; a SYN held by a killed daemon goes direct on its retransmission; a daemon
+//! restarted over the rules a killed one left behind works and cleans up.
+//!
+//! No test here asserts how fast anything happens (the machine is shared and noisy): each
+//! waits for the event itself, bounded by [`TIMEOUT`] only so that a hang fails with a clear
+//! message, and asserts what happened.
 
 mod common;
 
@@ -98,26 +102,24 @@ fn kill_during_connections(kill_a: bool) {
     let victim = if kill_a { &mut da } else { &mut db };
     let status = victim.signal_and_wait("KILL");
     assert!(!status.success());
-    let t0 = Instant::now();
+    // Each end waits for its connection's end, a reset; TIMEOUT only turns a hang into a
+    // failure that says so.
     for s in &mut conns {
         s.set_read_timeout(Some(TIMEOUT)).unwrap();
-        let r = s.read(&mut [0u8; 64]);
-        assert!(
-            matches!(&r, Err(e) if e.kind() == ErrorKind::ConnectionReset),
-            "the application on A: {r:?} (a reset, never EOF or a hang)"
-        );
+        match s.read(&mut [0u8; 64]) {
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                panic!("the application on A: no reset within {TIMEOUT:?} (a hang)")
+            }
+            r => panic!("the application on A: {r:?} (a reset, never EOF or another error)"),
+        }
     }
     for _ in 0..2 {
-        let r = ended
-            .recv_timeout(TIMEOUT)
-            .expect("the service's read ended");
+        let r = ended.recv_timeout(TIMEOUT).unwrap_or_else(|e| {
+            panic!("the service on B: its read did not end within {TIMEOUT:?} ({e})")
+        });
         assert_eq!(r, Err(ErrorKind::ConnectionReset), "the service on B");
     }
-    assert!(
-        t0.elapsed() < Duration::from_secs(2),
-        "promptly: {:?}",
-        t0.elapsed()
-    );
     // The dead daemon's rules are still there, but every queue bypasses: fail-open.
     if kill_a {
         for v6 in [false, true] {
@@ -180,7 +182,6 @@ fn a_syn_held_by_a_killed_daemon_goes_direct_on_its_retransmission() {
     }
     let (mut da, _) = net.daemon_with(&net.a, "a", &["--connect-timeout-ms", "20000"]);
     let dst = addr('b', false, PORT);
-    let t0 = Instant::now();
     let app = {
         let (tx, rx) = mpsc::channel();
         let sock = net
@@ -194,20 +195,71 @@ fn a_syn_held_by_a_killed_daemon_goes_direct_on_its_retransmission() {
         });
         rx
     };
-    std::thread::sleep(Duration::from_millis(300));
+    // The daemon holds the application's SYN while its own pre-connect is under way: wait
+    // until the DROP rule has counted that pre-connect's SYN, then the application's connect
+    // cannot have completed.
+    let deadline = Instant::now() + TIMEOUT;
+    while upstream_syns_dropped(&net) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the daemon sent no pre-connect SYN within {TIMEOUT:?}: {}",
+            net.log("a")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(
         matches!(app.try_recv(), Err(mpsc::TryRecvError::Empty)),
-        "the SYN is held"
+        "the SYN is held while the daemon pre-connects"
     );
     da.signal_and_wait("KILL");
+    // TIMEOUT (10 s) is below the daemon's 20 s pre-connect deadline: a connect within it
+    // was not let go by the daemon, it went direct on a retransmission of its SYN.
     let mut s = app
         .recv_timeout(TIMEOUT)
-        .unwrap()
+        .unwrap_or_else(|e| panic!("connect did not end within {TIMEOUT:?} ({e})"))
         .expect("connect went through");
-    let took = t0.elapsed();
-    // The first retransmission comes 1 s after the SYN: well before the daemon's own
-    // 20 s pre-connect deadline would have let it go.
-    assert!(took < Duration::from_secs(3), "connect took {took:?}");
+    let retransmitted = syn_retransmissions(&net, &s);
+    assert!(
+        retransmitted >= 1,
+        "connected by a retransmitted SYN (the first was held by the dead daemon): \
+         {retransmitted} retransmissions"
+    );
     exchange(&mut s, b"direct after the daemon died");
     finish(s);
+}
+
+/// Packets the test's DROP rule (the daemon's own SYNs to port 8080, mark 0x1) has dropped
+/// in A's namespace, IPv4.
+fn upstream_syns_dropped(net: &Net) -> u64 {
+    net.sh_a(&["iptables", "-w", "-nvxL", "OUTPUT"])
+        .lines()
+        .filter(|l| l.contains("DROP") && l.contains("dpt:8080") && l.contains("0x1/0x1"))
+        .filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Segments the kernel retransmitted on the application's connection `s` (SYNs included):
+/// `tcpi_total_retrans` as `ss -ti` shows it ("retrans:CURRENT/TOTAL", absent when 0).
+fn syn_retransmissions(net: &Net, s: &TcpStream) -> u64 {
+    let (local, peer) = (s.local_addr().unwrap(), s.peer_addr().unwrap());
+    let out = net.sh_a(&[
+        "ss",
+        "-tniH",
+        "src",
+        &local.to_string(),
+        "dst",
+        &peer.to_string(),
+    ]);
+    assert!(
+        out.contains(&local.to_string()),
+        "ss found no {local}: {out}"
+    );
+    out.split_whitespace()
+        .find_map(|w| w.strip_prefix("retrans:"))
+        .map_or(0, |r| {
+            r.rsplit('/')
+                .next()
+                .and_then(|total| total.parse().ok())
+                .unwrap_or_else(|| panic!("unreadable ss retrans field {r:?} in {out}"))
+        })
 }
