@@ -6,8 +6,14 @@
 //!   ├─ queue task × 4 (app_syn, eno_out, eno_in, server_syn): AsyncFd readiness → recv_batch →
 //!   │     SynPath (pure, behind a mutex) → verdict; held SYNs spawn a pre-connect task that
 //!   │     sends the verdict (redirect / reject / divert / plain) when the connect is decided
-//!   ├─ client listener(s) 127.0.0.1 / ::1 (REDIRECT): accept → match the pre-connected upstream
-//!   │     by (app address, SO_ORIGINAL_DST) → connection task
+//!   │     (client side, to a destination that accepted an upstream in the last few seconds:
+//!   │     redirect at once, the upstream connecting meanwhile); a settled negotiation's
+//!   │     segment gets the settled mark (the kernel stops queueing that connection)
+//!   ├─ upstream start per client connection: connect (fast path), ENO outcome, Session, Init1
+//!   │     written, overlapping the application's own handshake with the listener
+//!   ├─ client listener(s) 127.0.0.1 / ::1 (REDIRECT): accept → match the upstream start by
+//!   │     (app address, SO_ORIGINAL_DST; the app's port from conntrack if NAT remapped it)
+//!   │     → connection task
 //!   ├─ server listener(s) 127.0.0.1 / ::1 (TPROXY, transparent): accept → match the pre-connected
 //!   │     service socket by (getsockname, peer) → connection task
 //!   ├─ connection task per connection: wait for the ENO outcome → Session pump or plain relay
@@ -43,6 +49,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::control::{ControlHandler, Registry, Row};
+use crate::expiring::ExpiringSet;
 use crate::pump::{self, SharedTraffic};
 use crate::rules::Plan;
 use crate::syn::{AppSyn, ConnKey, Decision, Handled, Limits, Outcome, ServerSyn, SynPath};
@@ -52,6 +59,9 @@ use crate::type2_cache::{self, Type2Cache};
 const OUTCOME_TIMEOUT: Duration = Duration::from_secs(3);
 /// Packets taken from a queue per wakeup.
 const BATCH: usize = 64;
+/// How long a destination counts as reachable after an upstream connected to it
+/// ([`start_upstream`]).
+const REACHABLE_FOR: Duration = Duration::from_secs(5);
 
 /// Why the daemon could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -159,14 +169,22 @@ impl Drop for Slot {
 /// Pre-connected sockets (or their starts) waiting for their accepted halves.
 type Preconnected<T> = Mutex<HashMap<ConnKey, (T, Instant, Slot)>>;
 
-/// Client side: a pre-connected upstream, whose session is being started (its ENO outcome
-/// awaited, host A's Init1 written) while the application's SYN is let go and accepted, so
-/// that the key exchange overlaps the application's own handshake.
+/// Client side: an upstream being started (connected, unless it was before the application's
+/// SYN went on; its ENO outcome awaited; host A's Init1 written) while the application's SYN
+/// is let go and accepted, so that the key exchange overlaps the application's own handshake.
 struct Upstream {
-    /// The upstream's key in the SYN path.
+    /// The start ([`start_upstream`]).
+    start: tokio::task::JoinHandle<io::Result<Started>>,
+}
+
+/// A started upstream.
+struct Started {
+    /// Its socket.
+    net: TcpStream,
+    /// Its key in the SYN path.
     key: ConnKey,
-    /// The start: the socket and what its negotiation gave ([`prepare`]).
-    start: tokio::task::JoinHandle<(TcpStream, Ready)>,
+    /// What its negotiation gave ([`prepare`]).
+    ready: Ready,
 }
 
 /// A connection's negotiation, ready for its connection task.
@@ -207,6 +225,8 @@ struct Shared {
     session_config: Arc<SessionConfig>,
     /// Client side: destinations where ENO is stripped after the SYN (RFC 8547 §9 type 2).
     type2: Mutex<Type2Cache>,
+    /// Client side: destinations an upstream connected to lately ([`start_upstream`]).
+    reachable: Mutex<ExpiringSet<SocketAddr>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -314,6 +334,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             config.type2_cache_ttl,
             type2_cache::DEFAULT_MAX,
         )),
+        reachable: Mutex::new(ExpiringSet::new(REACHABLE_FOR, type2_cache::DEFAULT_MAX)),
         config: config.clone(),
     });
     for (kind, queue) in queues {
@@ -406,6 +427,7 @@ async fn housekeeping(shared: Arc<Shared>) {
         lock(&shared.services).retain(|_, (_, t, _)| fresh(t));
         lock(&shared.syn).path.expire(now);
         lock(&shared.type2).expire(now);
+        lock(&shared.reachable).expire(now);
     }
 }
 
@@ -501,6 +523,14 @@ fn handle_packet(shared: &Arc<Shared>, queue: &SharedQueue, kind: QueueKind, pac
                 }
                 AppSyn::Hold(key) => {
                     match Slot::take(&shared.live, shared.config.max_connections) {
+                        Some(slot) if lock(&shared.reachable).contains(key.remote, now) => {
+                            let start = tokio::spawn(start_upstream(shared.clone(), None, key));
+                            let upstream = Upstream { start };
+                            lock(&shared.upstreams).insert(key, (upstream, now, slot));
+                            let mark = Some(shared.config.marks.redirect);
+                            lock(&shared.syn).path.decide(key, mark, false, now);
+                            send_verdict(queue, packet.id, mark_verdict(mark));
+                        }
                         Some(slot) => {
                             let (shared, queue) = (shared.clone(), queue.clone());
                             tokio::spawn(async move {
@@ -578,18 +608,8 @@ async fn hold_app_syn(shared: Arc<Shared>, queue: SharedQueue, id: u32, key: Con
     let result = preconnect_upstream(&shared, key.remote).await;
     let mark = match result {
         Ok(stream) => {
-            let net_key = stream_key(&stream);
-            let start = {
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    let ready = prepare(&shared, net_key, &stream).await;
-                    (stream, ready)
-                })
-            };
-            let upstream = Upstream {
-                key: net_key,
-                start,
-            };
+            let start = tokio::spawn(start_upstream(shared.clone(), Some(stream), key));
+            let upstream = Upstream { start };
             lock(&shared.upstreams).insert(key, (upstream, Instant::now(), slot));
             Some(marks.redirect)
         }
@@ -610,6 +630,35 @@ async fn hold_app_syn(shared: Arc<Shared>, queue: SharedQueue, id: u32, key: Con
         .path
         .decide(key, mark, false, Instant::now());
     send_verdict(&queue, id, mark_verdict(mark));
+}
+
+/// Client side: starts the upstream of the application's connection `app`: connects it unless
+/// `net` is given (already connected while the application's SYN was held), then waits for
+/// the ENO outcome and starts the session ([`prepare`]). A destination that accepts is
+/// remembered for a while ([`REACHABLE_FOR`]): its next applications' SYNs are let go at once
+/// while their upstreams connect (the fast path in `handle_packet`), instead of waiting for
+/// the connect; should that connect then fail, the application sees a reset rather than a
+/// refusal, as when a service fails just after accepting.
+async fn start_upstream(
+    shared: Arc<Shared>,
+    net: Option<TcpStream>,
+    app: ConnKey,
+) -> io::Result<Started> {
+    let dst = app.remote;
+    let net = match net {
+        Some(net) => net,
+        None => preconnect_upstream(&shared, dst).await.inspect_err(|e| {
+            lock(&shared.reachable).remove(dst);
+            info!(
+                "{:?}: upstream to {dst} failed after the application's SYN went on: {e}",
+                app.local
+            );
+        })?,
+    };
+    lock(&shared.reachable).insert(dst, Instant::now());
+    let key = stream_key(&net);
+    let ready = prepare(&shared, key, &net).await;
+    Ok(Started { net, key, ready })
 }
 
 async fn preconnect_upstream(shared: &Shared, dst: SocketAddr) -> io::Result<TcpStream> {
@@ -773,16 +822,17 @@ async fn take_connection(
                 return Err("no pre-connected socket for it; reset".to_owned());
             };
             lock(&shared.syn).path.accepted(&app_key);
-            let (net, ready) = upstream
+            let Started { net, key, ready } = upstream
                 .start
                 .await
-                .map_err(|e| format!("upstream start: {e}; reset"))?;
+                .map_err(|e| format!("upstream start: {e}; reset"))?
+                .map_err(|e| format!("upstream to {orig}: {e}; reset"))?;
             // The application's own address (as its SYN had it), even if NAT remapped it.
             let app_addr = SocketAddr::new(peer.ip(), app_key.local.port());
             Some(Pair {
                 app: accepted,
                 net,
-                key: upstream.key,
+                key,
                 view: (app_addr, orig),
                 ready: Some(ready),
                 _slot: slot,

@@ -16,12 +16,14 @@
 //! * [`syn`]: the SYN path as a pure function of packet bytes, with the flow table.
 //! * [`rules`]: the iptables/ip rule sets of the client and server sides.
 //! * [`type2_cache`]: destinations where ENO is stripped after the SYN (RFC 8547 §9).
+//! * [`expiring`]: a bounded set of keys that expire.
 
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod expiring;
 pub mod keylog;
 pub mod pump;
 pub mod rules;

@@ -15,89 +15,21 @@
 //! failed during the handshake of a connection whose SYN-ACK carried ENO. Mandatory policies
 //! are unaffected: the daemon never retries nor skips ENO to a mandatory destination (checked
 //! at use, per port and address), so such connections still fail closed. The cache is bounded
-//! ([`Type2Cache::max`]): when full, the entry closest to expiry makes room.
+//! ([`crate::expiring::ExpiringSet::max`]): when full, the entry closest to expiry makes room.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
 
 /// Entries held at most by default.
 pub const DEFAULT_MAX: usize = 4096;
 
 /// Destination addresses known to strip ENO after the SYN, each until its expiry.
-#[derive(Debug)]
-pub struct Type2Cache {
-    ttl: Duration,
-    max: usize,
-    until: HashMap<IpAddr, Instant>,
-}
-
-impl Type2Cache {
-    /// An empty cache keeping entries for `ttl` (zero: the cache is off), at most `max`.
-    pub fn new(ttl: Duration, max: usize) -> Self {
-        Self {
-            ttl,
-            max,
-            until: HashMap::new(),
-        }
-    }
-
-    /// The bound on entries.
-    pub fn max(&self) -> usize {
-        self.max
-    }
-
-    /// Entries held (expired ones included until the next [`Self::expire`]).
-    pub fn len(&self) -> usize {
-        self.until.len()
-    }
-
-    /// True if nothing is held.
-    pub fn is_empty(&self) -> bool {
-        self.until.is_empty()
-    }
-
-    /// Remembers `ip` as a type-2 path until `now + ttl` (refreshing an existing entry).
-    pub fn insert(&mut self, ip: IpAddr, now: Instant) {
-        if self.ttl.is_zero() || self.max == 0 {
-            return;
-        }
-        let ip = ip.to_canonical();
-        if !self.until.contains_key(&ip) && self.until.len() >= self.max {
-            self.expire(now);
-            if self.until.len() >= self.max {
-                let soonest = self.until.iter().min_by_key(|(_, t)| **t).map(|(k, _)| *k);
-                if let Some(k) = soonest {
-                    self.until.remove(&k);
-                }
-            }
-        }
-        self.until.insert(ip, now + self.ttl);
-    }
-
-    /// True if `ip` is a type-2 path at `now`; an expired entry is removed.
-    pub fn contains(&mut self, ip: IpAddr, now: Instant) -> bool {
-        let ip = ip.to_canonical();
-        match self.until.get(&ip) {
-            Some(&t) if now < t => true,
-            Some(_) => {
-                self.until.remove(&ip);
-                false
-            }
-            None => false,
-        }
-    }
-
-    /// Drops every expired entry.
-    pub fn expire(&mut self, now: Instant) {
-        self.until.retain(|_, t| now < *t);
-    }
-}
+pub type Type2Cache = crate::expiring::ExpiringSet<IpAddr>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::net::{Ipv4Addr, Ipv6Addr};
+    use std::time::{Duration, Instant};
 
     fn v4(n: u8) -> IpAddr {
         IpAddr::V4(Ipv4Addr::new(192, 0, 2, n))

@@ -329,3 +329,42 @@ fn mandatory_ports_and_destinations_on_the_server_side_refuse_plain() {
     expect_plain_works(&net, addr('b', false, PORT));
     assert!(sessions(&cb).is_empty());
 }
+
+/// A destination that accepted a connection a moment ago takes the client's fast path: the
+/// application's SYN goes on at once while its upstream connects. If the service is gone by
+/// then, the application sees a reset (as if the service had failed right after accepting),
+/// never a clean end; the failure is remembered, so the next connection is refused as usual.
+#[test]
+fn a_service_gone_within_the_fast_path_window_resets_then_refuses() {
+    const GONE: u16 = 8089;
+    let net = Net::new();
+    let (_da, ca) = net.daemon(&net.a, "a");
+    let (_db, _cb) = net.daemon(&net.b, "b");
+    let listener = net
+        .b
+        .run(|| std::net::TcpListener::bind(("::", GONE)).expect("bind"))
+        .unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("accept");
+        let mut buf = [0u8; 5];
+        conn.read_exact(&mut buf).expect("read");
+        conn.write_all(&buf).expect("echo");
+        let mut rest = Vec::new();
+        let _ = conn.read_to_end(&mut rest);
+        // The listener goes with this thread: the port is closed from here on.
+    });
+    let dst = addr('b', false, GONE);
+    let mut s = net.connect(dst).expect("first connection");
+    exchange(&mut s, b"hello");
+    wait_encrypted(&ca, s.local_addr().unwrap());
+    finish(s);
+    server.join().unwrap();
+    match net.connect(dst) {
+        Ok(mut s) => write_expect_reset(&mut s, b"anyone?", "fast path to a closed port"),
+        Err(e) => panic!("the fast path lets the application's connect succeed: {e}"),
+    }
+    let err = net
+        .connect(dst)
+        .expect_err("refused once the failure is known");
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
+}
