@@ -16,6 +16,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::hosts::{addr, exchange, finish, sessions, wait_encrypted, Net, PORT, TIMEOUT};
+use tcpcrypt_control::{Client, Load, Request, Response};
 
 /// A connection from A to B's echo service, checked encrypted on A's daemon.
 fn encrypted(net: &Net, control_a: &std::path::Path, v6: bool) -> TcpStream {
@@ -226,6 +227,57 @@ fn a_syn_held_by_a_killed_daemon_goes_direct_on_its_retransmission() {
     );
     exchange(&mut s, b"direct after the daemon died");
     finish(s);
+}
+
+/// The daemon's `status` load (connections proxied now, its limit, its worker threads).
+fn load(control: &std::path::Path) -> Load {
+    match Client::connect(control)
+        .unwrap()
+        .request(&Request::Status)
+        .unwrap()
+    {
+        Response::Status(s) => s.load.expect("the daemon reports its load"),
+        other => panic!("status: {other:?}"),
+    }
+}
+
+#[test]
+#[ignore = "needs daemon.rs Shared { live: registry.live_counter(), .. } (the lead's change); \
+            remove this line with it"]
+fn status_load_follows_the_connections_up_to_the_limit_and_back() {
+    let net = Net::new();
+    net.echo_service();
+    let (_db, _cb) = net.daemon(&net.b, "b");
+    let (_da, ca) = net.daemon_with(&net.a, "a", &["--max-connections", "2", "--threads", "1"]);
+    let idle = Load {
+        live_connections: 0,
+        max_connections: 2,
+        worker_threads: 1,
+    };
+    assert_eq!(load(&ca), idle);
+    let conns: Vec<TcpStream> = [false, true]
+        .into_iter()
+        .map(|v6| encrypted(&net, &ca, v6))
+        .collect();
+    let full = load(&ca);
+    assert_eq!(full.live_connections, 2, "{full:?}");
+    assert!(full.at_limit(), "{full:?}");
+    for s in conns {
+        finish(s);
+    }
+    // The slots are released when both TCP connections of each pair have ended.
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let now = load(&ca);
+        if now == idle {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "A still counts connections {TIMEOUT:?} after they closed: {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Packets the test's DROP rule (the daemon's own SYNs to port 8080, mark 0x1) has dropped
