@@ -324,7 +324,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             ),
             waiters: HashMap::new(),
         }),
-        live: Arc::new(AtomicUsize::new(0)),
+        live: registry.live_counter(),
         upstreams: Mutex::new(HashMap::new()),
         services: Mutex::new(HashMap::new()),
         registry: registry.clone(),

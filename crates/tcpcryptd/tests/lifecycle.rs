@@ -242,8 +242,6 @@ fn load(control: &std::path::Path) -> Load {
 }
 
 #[test]
-#[ignore = "needs daemon.rs Shared { live: registry.live_counter(), .. } (the lead's change); \
-            remove this line with it"]
 fn status_load_follows_the_connections_up_to_the_limit_and_back() {
     let net = Net::new();
     net.echo_service();
