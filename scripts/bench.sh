@@ -19,9 +19,9 @@
 # every exit path; the host's namespace is untouched.
 #
 # Debugging: BENCH_RUST_LOG=info (the daemons' log level; default warn), BENCH_DEBUG_SS=1
-# (socket and conntrack counts before each system), BENCH_SHARED_DAEMONS=1 (one tcpcryptd pair
-# for all of a system's measurements instead of a fresh pair for each: shows the listener
-# TIME_WAIT collisions explained in docs/performance.md); when anything failed, the logs are
+# (socket and conntrack counts before each system), BENCH_FRESH_DAEMONS=1 (a fresh tcpcryptd
+# pair for each measurement instead of one for all of a system's measurements in a round);
+# when anything failed, the logs are
 # kept in /tmp/tcpcrypt-bench-logs-PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -540,9 +540,10 @@ cat >"$CONF/tcpcryptd (both namespaces)" <<EOF
 tcpcryptd --control /tmp/DIR/tcpcryptd-{a,b}.sock --aeads AEAD --resumption BOOL
 # AEAD: aes128gcm, aes256gcm or chacha20poly1305.
 # --resumption false for the bulk, fresh-rate, fresh-latency and wire runs; true (the default)
-# for the resumed runs and the idle connections. A fresh daemon pair for each measurement, its
-# --client-port/--server-port 4760+2k/4761+2k for the k-th pair (see "How it was measured"). Everything else is the default (client and
-# server roles, the default TEP list, no port of the benchmark excluded), release build.
+# for the resumed runs and the idle connections. One daemon pair per system and round (all its measurements), the
+# k-th pair with --client-port/--server-port 4760+2k/4761+2k for the k-th pair.
+# Everything else is the default (client and server roles, the default TEP list, no port of
+# the benchmark excluded, worker threads: half the CPUs), release build.
 EOF
 
 # ---------------------------------------------------------------------------------------------
@@ -601,14 +602,10 @@ for ((round = 1; round <= ROUNDS; round++)); do
             stunnel-resumed) up=(stunnel_up yes) tests=(rate_test http_rate latency_test) down=(stop_sys) ;;
             wireguard-go) up=(wg_up) tests=("${all[@]}") down=(stop_sys) ;;
         esac
-        # tcpcrypt: a fresh daemon pair (on fresh listener ports) for each measurement. The
-        # client daemon's REDIRECT listener closes first, so every proxied connection leaves a
-        # TIME_WAIT socket (127.0.0.1:listener, client:port) that a later connection from the
-        # same client port collides with whatever its destination (resets, "no pre-connected
-        # socket"); a connection-rate run leaves thousands. Fresh daemons keep one
-        # measurement's leftovers from failing the next one's connections. See docs/performance.md.
-        units=("${tests[@]}")
-        [[ $system == tcpcrypt-* && -z ${BENCH_SHARED_DAEMONS:-} ]] || units=("${tests[*]}")
+        # One daemon pair for all of a system's measurements in a round, as a host would run it
+        # (BENCH_FRESH_DAEMONS=1: a pair for each measurement).
+        units=("${tests[*]}")
+        if [[ $system == tcpcrypt-* && -n ${BENCH_FRESH_DAEMONS:-} ]]; then units=("${tests[@]}"); fi
         for unit in "${units[@]}"; do
             if "${up[@]}"; then
                 for t in $unit; do "$t" "$system"; done

@@ -893,14 +893,10 @@ default); the client still connects to 10.88.0.2, unmodified, and the daemons ne
 and tcpcrypt and carry the stream encrypted. The AEAD is chosen with `--aeads`; \
 `--resumption false` (every connection a full key exchange: \"fresh\") for the bulk, fresh \
 connection rate, fresh latency and wire runs, resumption on (the default) for the resumed runs \
-and the idle connections. **A fresh daemon pair for each measurement**: the client daemon's \
-REDIRECT listener closes its side of each proxied connection first, so every connection leaves a \
-TIME_WAIT socket (127.0.0.1:listener port, client address:port) there, and a later connection \
-from the same client port, whatever its destination, collides with it: right after a \
-connection-rate run up to half of the next measurement's connections were reset (\"no \
-pre-connected socket\" in the daemon's log). New daemons listen on new ports, so one \
-measurement's leftovers do not fail the next one's connections (within a measurement they \
-still can: those failures are counted above). After each measurement the client daemon's \
+and the idle connections. One daemon pair serves all of a system's measurements in a round, \
+as on a host that runs it (an earlier version of this suite started a pair per measurement, to \
+hide a daemon bug since fixed: a reused client port remapped by the REDIRECT NAT could not be \
+matched to its upstream). After each measurement the client daemon's \
 counters (`tcpcrypt status --json`) are checked: connections encrypted, none fallen back to \
 plain TCP (a run with more than 1% is marked failed), resumed ones only where resumption is on; \
 the totals are in the table at the top.\n\
