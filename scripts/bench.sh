@@ -276,9 +276,8 @@ POLICY_SHOWN=""
 DAEMON_STARTS=0
 tcpcrypt_up() { # aead resumption(true|false)
     local aead=$1 resume=$2 side ns ports
-    # Fresh listener ports for each daemon pair: tcpcryptd binds its REDIRECT/TPROXY listeners
-    # without SO_REUSEADDR, so the previous pair's TIME_WAIT connections on them would make the
-    # next start fail with EADDRINUSE for a minute.
+    # Fresh listener ports for each daemon pair, so that no pair depends on the previous one's
+    # leftovers (the listeners set SO_REUSEADDR, so reusing the ports would work too).
     ports=(--client-port $((4760 + 2 * (DAEMON_STARTS % 100))) --server-port $((4761 + 2 * (DAEMON_STARTS % 100))))
     DAEMON_STARTS=$((DAEMON_STARTS + 1))
     for side in a b; do

@@ -5,7 +5,6 @@
 //!   nfqueue   NETLINK_NETFILTER client: receive queued SYN/SYN-ACK/ACK packets, send verdicts
 //!   rules     the daemon's own iptables/ip6tables chains and ip rules/routes, installed and
 //!             removed as one guarded unit (coexists with foreign rules)
-//!   conntrack ctnetlink lookup: the original tuple of a NATed connection (real source port)
 //!   sockopt   SO_MARK, IP(V6)_TRANSPARENT, SO_ORIGINAL_DST, SO_LINGER 0, TCP_NODELAY
 //!   caps      root / CAP_NET_ADMIN check with an actionable message
 //!   rlimit    raise the open-file limit (RLIMIT_NOFILE) to the hard limit
@@ -25,7 +24,6 @@
 #![warn(missing_docs)]
 
 pub mod caps;
-pub mod conntrack;
 pub mod heap;
 pub mod netns;
 pub mod nfqueue;

@@ -12,10 +12,10 @@
 //! server = true                 # encrypt connections made to local services
 //! ipv6 = true
 //! queue_base = 4750             # four queues: app SYN, ENO out, ENO in, server SYN
-//! client_port = 4760            # REDIRECT listener (127.0.0.1 and ::1)
+//! client_port = 4760            # client listener (TPROXY, 127.0.0.1 and ::1)
 //! server_port = 4761            # TPROXY listener (127.0.0.1 and ::1)
 //! route_table = 100
-//! rule_pref = 100               # uses rule_pref and rule_pref + 1
+//! rule_pref = 100               # uses rule_pref to rule_pref + 2
 //! exclude_ports = "22,443,465"  # default: the already-encrypted list
 //! mandatory_ports = "8080"      # refuse plain TCP on these
 //! mandatory_addrs = "10.0.0.0/8,fd00::/8,192.0.2.7"  # and to/at these addresses
@@ -279,7 +279,8 @@ pub struct Marks {
     pub upstream: u32,
     /// SO_MARK of the server proxy's sockets to local services (connmark, fwmark route).
     pub service: u32,
-    /// Verdict mark: REDIRECT the application's connection to the client listener.
+    /// Verdict mark (and connmark): the application's connection goes to the client listener
+    /// (TPROXY over a loopback policy route).
     pub redirect: u32,
     /// Verdict mark: REJECT with a TCP reset.
     pub reject: u32,
@@ -383,13 +384,13 @@ pub struct Config {
     pub queues: Queues,
     /// Packet marks.
     pub marks: Marks,
-    /// Port of the REDIRECT listener (client side).
+    /// Port of the client listener (TPROXY).
     pub client_port: u16,
     /// Port of the TPROXY listener (server side).
     pub server_port: u16,
     /// Routing table of the server side's `local ... dev lo` route.
     pub route_table: u32,
-    /// Preference of the first ip rule (the second uses `rule_pref + 1`).
+    /// Preference of the first ip rule (the others use `rule_pref + 1` and `rule_pref + 2`).
     pub rule_pref: u32,
     /// Ports never intercepted.
     pub exclude_ports: PortSet,
@@ -504,7 +505,7 @@ pub struct Cli {
     /// First of four NFQUEUE numbers.
     #[arg(long)]
     pub queue_base: Option<u16>,
-    /// Port of the client (REDIRECT) listener on 127.0.0.1 and ::1.
+    /// Port of the client (TPROXY) listener on 127.0.0.1 and ::1.
     #[arg(long)]
     pub client_port: Option<u16>,
     /// Port of the server (TPROXY) listener on 127.0.0.1 and ::1.
@@ -800,10 +801,10 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     if c.rekey_after_bytes == Some(0) {
         return Err(invalid("rekey_after_bytes", "must be positive"));
     }
-    if c.rule_pref == 0 || c.rule_pref >= 32765 {
+    if c.rule_pref == 0 || c.rule_pref >= 32764 {
         return Err(invalid(
             "rule_pref",
-            "must be in 1..32765 (below the main table's rule)",
+            "must be in 1..32764 (it and the next two below the main table's rule)",
         ));
     }
     if c.route_table == 0 || (253..=255).contains(&c.route_table) {

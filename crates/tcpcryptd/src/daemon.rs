@@ -11,9 +11,8 @@
 //!   │     segment gets the settled mark (the kernel stops queueing that connection)
 //!   ├─ upstream start per client connection: connect (fast path), ENO outcome, Session, Init1
 //!   │     written, overlapping the application's own handshake with the listener
-//!   ├─ client listener(s) 127.0.0.1 / ::1 (REDIRECT): accept → match the upstream start by
-//!   │     (app address, SO_ORIGINAL_DST; the app's port from conntrack if NAT remapped it)
-//!   │     → connection task
+//!   ├─ client listener(s) 127.0.0.1 / ::1 (TPROXY, transparent): accept → match the upstream
+//!   │     start by (app address, original destination = getsockname) → connection task
 //!   ├─ server listener(s) 127.0.0.1 / ::1 (TPROXY, transparent): accept → match the pre-connected
 //!   │     service socket by (getsockname, peer) → connection task
 //!   ├─ connection task per connection: wait for the ENO outcome → Session pump or plain relay
@@ -280,7 +279,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let mut server_listeners = Vec::new();
     for &ip in &families {
         if config.client {
-            client_listeners.push(listen(SocketAddr::new(ip, config.client_port), false)?);
+            client_listeners.push(listen(SocketAddr::new(ip, config.client_port), true)?);
         }
         if config.server {
             server_listeners.push(listen(SocketAddr::new(ip, config.server_port), true)?);
@@ -389,6 +388,14 @@ fn listen(addr: SocketAddr, transparent: bool) -> Result<TcpListener, DaemonErro
     }
     .map_err(err)?;
     if transparent {
+        // A transparent socket binds even to an address that is not (yet) local, such as
+        // 127.0.0.1 with `lo` down; nothing would then reach it. A plain socket says so.
+        let probe = match addr {
+            SocketAddr::V4(_) => TcpSocket::new_v4(),
+            SocketAddr::V6(_) => TcpSocket::new_v6(),
+        }
+        .map_err(err)?;
+        probe.bind(SocketAddr::new(addr.ip(), 0)).map_err(err)?;
         sockopt::set_transparent(&socket, true)
             .map_err(|e| err(io::Error::other(e.to_string())))?;
     }
@@ -798,26 +805,14 @@ async fn take_connection(
 ) -> Result<(), String> {
     let found = match direction {
         Direction::Outgoing => {
-            let orig = sockopt::original_dst(&accepted).map_err(|e| e.to_string())?;
+            // TPROXY: the accepted socket is the application's connection itself, its local
+            // address the original destination (no NAT).
+            let orig = accepted.local_addr().map_err(|e| e.to_string())?;
             let key = ConnKey {
                 local: canonical(peer),
                 remote: canonical(orig),
             };
             let found = lock(&shared.upstreams).remove_entry(&key);
-            let found = match found {
-                Some(entry) => Some(entry),
-                None => {
-                    let real = original_source(&accepted, peer);
-                    let mut upstreams = lock(&shared.upstreams);
-                    let exact = real.and_then(|src| {
-                        upstreams.remove_entry(&ConnKey {
-                            local: canonical(src),
-                            remote: key.remote,
-                        })
-                    });
-                    exact.or_else(|| remapped_upstream(&mut upstreams, key))
-                }
-            };
             let Some((app_key, (upstream, _, slot))) = found else {
                 return Err("no pre-connected socket for it; reset".to_owned());
             };
@@ -827,13 +822,11 @@ async fn take_connection(
                 .await
                 .map_err(|e| format!("upstream start: {e}; reset"))?
                 .map_err(|e| format!("upstream to {orig}: {e}; reset"))?;
-            // The application's own address (as its SYN had it), even if NAT remapped it.
-            let app_addr = SocketAddr::new(peer.ip(), app_key.local.port());
             Some(Pair {
                 app: accepted,
                 net,
                 key,
-                view: (app_addr, orig),
+                view: (peer, orig),
                 ready: Some(ready),
                 _slot: slot,
             })
@@ -865,51 +858,6 @@ async fn take_connection(
     };
     serve_pair(shared, pair, direction).await;
     Ok(())
-}
-
-/// The application's own address of an accepted (REDIRECTed) connection whose source port the
-/// NAT changed (see [`remapped_upstream`]), from the connection's conntrack entry: the accepted
-/// socket's tuple is the entry's reply tuple, and its original tuple has the application's
-/// port. `None` if conntrack cannot say (logged).
-fn original_source(accepted: &TcpStream, peer: SocketAddr) -> Option<SocketAddr> {
-    let local = accepted.local_addr().ok()?;
-    match tcpcrypt_sys::conntrack::original_tuple(local, peer) {
-        Ok((src, _)) => {
-            debug!("{peer}: source port remapped by NAT; conntrack gives the application's {src}");
-            Some(src)
-        }
-        Err(e) => {
-            debug!("{peer}: original tuple from conntrack: {e}");
-            None
-        }
-    }
-}
-
-/// The fallback when conntrack cannot name the application's port ([`original_source`]): the
-/// pre-connected upstream of an application connection whose source port the REDIRECT NAT
-/// changed: when its post-NAT tuple (port → the loopback listener) clashes with a lingering
-/// conntrack entry of an earlier connection from the same port to another destination, NAT
-/// gives it another source port, so the accepted socket's peer no longer names its upstream.
-/// Its upstream was pre-connected before its SYN was let go and is still waiting: the one
-/// waiting for this destination from this address. With several waiting it is ambiguous and
-/// none is taken (the connection is reset, as without this lookup).
-fn remapped_upstream(
-    upstreams: &mut HashMap<ConnKey, (Upstream, Instant, Slot)>,
-    key: ConnKey,
-) -> Option<(ConnKey, (Upstream, Instant, Slot))> {
-    let mut candidates = upstreams
-        .keys()
-        .filter(|k| k.remote == key.remote && k.local.ip() == key.local.ip());
-    let only = *candidates.next()?;
-    if candidates.next().is_some() {
-        return None;
-    }
-    debug!(
-        "{}: source port remapped by NAT (was {}); taking its upstream",
-        key.local,
-        only.local.port()
-    );
-    upstreams.remove_entry(&only)
 }
 
 fn canonical(a: SocketAddr) -> SocketAddr {

@@ -1,9 +1,11 @@
 //! The daemon's iptables/ip6tables chains and policy routing, built from the configuration
-//! (the validated recipes of the project's kernel guide: 1b client hold + REDIRECT, 2/2a server
-//! raw-PREROUTING decision + TPROXY, 2b variant S6, 2c refusal, 4 fail-open, 5 coexistence).
+//! (the validated recipes of the project's kernel guide: 1b client hold with 1c TPROXY over a
+//! loopback policy route, 2/2a server raw-PREROUTING decision + TPROXY, 2b variant S6, 2c
+//! refusal, 4 fail-open, 5 coexistence).
 //!
 //! Marks (defaults; all configurable): U 0x1 client upstream sockets · S 0x2 server→service
-//! sockets · R 0x4 verdict "redirect" · J 0x8 verdict "reject" · D 0x10 verdict "divert" (and
+//! sockets · R 0x4 verdict "redirect" (to the client listener, by TPROXY; also the redirected
+//! connections' connmark) · J 0x8 verdict "reject" · D 0x10 verdict "divert" (and
 //! the diverted connections' connmark) · T 0x20 TPROXY · P 0x40 plain upstream, no NFQUEUE, no
 //! redirect (the client proxy's retry without ENO after a type-2 failure, RFC 8547 §9; see
 //! [`crate::type2_cache`]) · X 0x80 verdict and connmark "settled". Queues: `app_syn`, `eno_out`,
@@ -32,14 +34,17 @@
 //!   mangle OUTPUT    C_MOUT: mark X → CONNMARK X; mark U → CONNMARK U;
 //!                            mark U, not connmark X, first 6 packets → NFQUEUE eno_out;
 //!                            mark U → RETURN; mark S → RETURN; mark P → RETURN;
+//!                            connmark R → MARK R, RETURN;     (a redirected app's segments)
 //!                            -o lo → RETURN;
 //!                            excluded ports → RETURN; --syn → NFQUEUE app_syn
 //!   mangle PREROUTING C_MPRE: mark X → CONNMARK X;
-//!                            connmark U, not X, first 4 reply packets → NFQUEUE eno_in
-//!   nat OUTPUT       C_NOUT: mark U → RETURN; mark R → REDIRECT client_port
-//!   filter OUTPUT    C_FOUT: mark J → REJECT tcp-reset           (upstream refused)
+//!                            connmark U, not X, first 4 reply packets → NFQUEUE eno_in;
+//!                            -i lo, --syn, mark R → TPROXY client_port (lo address)
+//!   filter OUTPUT    C_FOUT: mark R → CONNMARK R;                (the app SYN's verdict)
+//!                            mark J → REJECT tcp-reset           (upstream refused)
 //!                            with a mandatory policy: mark U or R → RETURN; -o lo → RETURN;
 //!                            --syn to a mandatory port/address → REJECT tcp-reset
+//!   ip rule pref P+2 fwmark R lookup TBL; ip route local 0.0.0.0/0 (::/0) dev lo table TBL
 //! server (host B)
 //!   raw PREROUTING   S_RPRE: mark S → RETURN; -i lo → RETURN; excluded → RETURN;
 //!                            --syn → NFQUEUE server_syn
@@ -63,6 +68,17 @@
 //! through undiverted (plain TCP, or the kernel's own RST if nothing listens). The `from
 //! 127.0.0.1` rule is what makes IPv4 work (S5 fails without it: the SYN-ACK from 127.0.0.1 to
 //! a non-local address has no route before mangle OUTPUT can reroute it).
+//!
+//! Why TPROXY (1c) and not REDIRECT (1b) on the client side: REDIRECT NATs every application
+//! connection onto one tuple per source port (app:port → 127.0.0.1:client_port), whatever its
+//! destination, so the TIME_WAIT the listener's side keeps after a connection (the daemon
+//! closes first when the server did) is met by the next connection from that port to *any*
+//! destination: with a foreign sequence number and timestamp it is answered by a challenge
+//! ACK, the application resets and retransmits its SYN (13-15 ms later here, 1-2% of the
+//! connections after a connection-rate run), and NAT sometimes remaps the port. With TPROXY
+//! the accepted socket is (original destination, app:port) itself, as for plain TCP: no NAT, no
+//! remapping, and TIME_WAIT only meets a later connection to the same destination, which TCP
+//! accepts as usual.
 
 use tcpcrypt_sys::rules::{Family, Hook, RuleSet, Table};
 
@@ -187,6 +203,14 @@ impl Plan {
             // Plain retries go direct: no ENO (not queued), not redirected (no R mark). The
             // mandatory REJECT of C_FOUT still applies to them (they are never made there).
             args(&[]).mark(m.plain).then(&["-j", "RETURN"]),
+            // The redirected application connection's later segments (and the listener's
+            // answers): the mark routes them over lo (the fwmark rule below), to the
+            // transparent client listener's socket.
+            args(&[])
+                .connmark(m.redirect)
+                .then(&["-j", "MARK"])
+                .set(m.redirect),
+            args(&[]).connmark(m.redirect).then(&["-j", "RETURN"]),
             args(&["-o", "lo", "-j", "RETURN"]),
         ];
         mout.extend(excluded(c));
@@ -199,17 +223,21 @@ impl Plan {
                 .not_connmark(m.settled)
                 .connbytes("1:4", "reply")
                 .queue(q.eno_in),
+            // Only the SYN: the listener's SYN-ACK to the application carries the mark too,
+            // and TPROXY would find the application's own socket and drop it (recipe 1c).
+            args(&["-i", "lo", "-p", "tcp", "--syn"])
+                .mark(m.redirect)
+                .tproxy(c.client_port, family),
         ];
         self.chain(family, Table::Mangle, Hook::Prerouting, "C_MPRE", mpre);
-        let port = c.client_port.to_string();
-        let nout = vec![
-            args(&[]).mark(m.upstream).then(&["-j", "RETURN"]),
+        let mut fout = vec![
+            // The verdict's mark, for the connection's later segments (C_MOUT).
             args(&["-p", "tcp"])
                 .mark(m.redirect)
-                .then(&["-j", "REDIRECT", "--to-ports", &port]),
+                .then(&["-j", "CONNMARK"])
+                .set(m.redirect),
+            reject(m.reject),
         ];
-        self.chain(family, Table::Nat, Hook::Output, "C_NOUT", nout);
-        let mut fout = vec![reject(m.reject)];
         let refuse = mandatory_rejects(c, family);
         if !refuse.is_empty() {
             fout.push(args(&[]).mark(m.upstream).then(&["-j", "RETURN"]));
@@ -218,6 +246,27 @@ impl Plan {
             fout.extend(refuse);
         }
         self.chain(family, Table::Filter, Hook::Output, "C_FOUT", fout);
+        self.local_route(family, c.route_table);
+        self.ip_rules.push((
+            family,
+            c.rule_pref + 2,
+            vec!["fwmark".to_owned(), mask(m.redirect)],
+            c.route_table,
+        ));
+    }
+
+    /// `local 0.0.0.0/0 (::/0) dev lo` in `table`: every address is local for the packets the
+    /// fwmark rules send there (both roles share it).
+    fn local_route(&mut self, family: Family, table: u32) {
+        let any = match family {
+            Family::V4 => "0.0.0.0/0",
+            Family::V6 => "::/0",
+        };
+        let route: Vec<String> = ["local", any, "dev", "lo"].map(str::to_owned).to_vec();
+        let entry = (family, table, route);
+        if !self.routes.contains(&entry) {
+            self.routes.push(entry);
+        }
     }
 
     fn server(&mut self, c: &Config, family: Family) {
@@ -230,7 +279,6 @@ impl Plan {
         rpre.extend(excluded(c));
         rpre.push(args(&["-p", "tcp", "--syn"]).queue(q.server_syn));
         self.chain(family, Table::Raw, Hook::Prerouting, "S_RPRE", rpre);
-        let port = c.server_port.to_string();
         let tproxy_mark = mask(m.tproxy);
         let mpre = vec![
             save_settled(m.settled),
@@ -238,16 +286,10 @@ impl Plan {
                 .mark(m.divert)
                 .then(&["-j", "CONNMARK"])
                 .set(m.divert),
-            args(&["-p", "tcp"]).mark(m.divert).then(&[
-                "-j",
-                "TPROXY",
-                "--on-port",
-                &port,
-                "--on-ip",
-                loopback(family),
-                "--tproxy-mark",
-                &tproxy_mark,
-            ]),
+            args(&["-p", "tcp"])
+                .mark(m.divert)
+                .tproxy(c.server_port, family)
+                .then(&["--tproxy-mark", &tproxy_mark]),
             args(&["-p", "tcp", "!", "--syn"])
                 .connmark(m.divert)
                 .not_connmark(m.settled)
@@ -280,12 +322,7 @@ impl Plan {
             fin.extend(refuse);
         }
         self.chain(family, Table::Filter, Hook::Input, "S_FIN", fin);
-        let any = match family {
-            Family::V4 => "0.0.0.0/0",
-            Family::V6 => "::/0",
-        };
-        let route = ["local", any, "dev", "lo"].map(str::to_owned).to_vec();
-        self.routes.push((family, c.route_table, route));
+        self.local_route(family, c.route_table);
         self.ip_rules.push((
             family,
             c.rule_pref,
@@ -356,6 +393,18 @@ impl Rule {
             dir,
             "--connbytes-mode",
             "packets",
+        ])
+    }
+    /// TPROXY to the daemon's listener on `port` of the loopback address.
+    fn tproxy(self, port: u16, family: Family) -> Self {
+        let port = port.to_string();
+        self.then(&[
+            "-j",
+            "TPROXY",
+            "--on-port",
+            &port,
+            "--on-ip",
+            loopback(family),
         ])
     }
     fn queue(self, num: u16) -> Self {
@@ -465,16 +514,28 @@ mod tests {
     #[test]
     fn both_roles_both_families() {
         let plan = Plan::new(&config(&[]));
-        assert_eq!(plan.chains.len(), 2 * (4 + 4));
-        assert_eq!(plan.ip_rules.len(), 4);
-        assert_eq!(plan.routes.len(), 2);
+        assert_eq!(plan.chains.len(), 2 * (3 + 4));
+        assert_eq!(plan.ip_rules.len(), 6);
+        assert_eq!(
+            plan.routes.len(),
+            2,
+            "one local route per family, shared by both roles"
+        );
         let text = plan.render("T_");
         for expected in [
             "iptables -t mangle -A T_C_MOUT -p tcp --syn -j NFQUEUE --queue-num 4750 --queue-bypass",
             "iptables -t mangle -A T_C_MOUT -p tcp -m mark --mark 0x1/0x1 -m connmark ! --mark \
              0x80/0x80 -m connbytes --connbytes 1:6 --connbytes-dir original --connbytes-mode \
              packets -j NFQUEUE --queue-num 4751 --queue-bypass",
-            "iptables -t nat -A T_C_NOUT -p tcp -m mark --mark 0x4/0x4 -j REDIRECT --to-ports 4760",
+            "iptables -t mangle -A T_C_MPRE -i lo -p tcp --syn -m mark --mark 0x4/0x4 -j TPROXY \
+             --on-port 4760 --on-ip 127.0.0.1",
+            "ip6tables -t mangle -A T_C_MPRE -i lo -p tcp --syn -m mark --mark 0x4/0x4 -j TPROXY \
+             --on-port 4760 --on-ip ::1",
+            "iptables -t mangle -A T_C_MOUT -m connmark --mark 0x4/0x4 -j MARK --set-xmark 0x4/0x4",
+            "iptables -t filter -A T_C_FOUT -p tcp -m mark --mark 0x4/0x4 -j CONNMARK --set-xmark \
+             0x4/0x4",
+            "ip -4 rule add pref 102 fwmark 0x4/0x4 lookup 100",
+            "ip -6 rule add pref 102 fwmark 0x4/0x4 lookup 100",
             "iptables -t filter -A T_C_FOUT -p tcp -m mark --mark 0x8/0x8 -j REJECT \
              --reject-with tcp-reset",
             "iptables -t raw -A T_S_RPRE -p tcp --syn -j NFQUEUE --queue-num 4753 --queue-bypass",
@@ -545,12 +606,17 @@ mod tests {
             "--exclude-ports",
             "",
         ]));
-        assert_eq!(plan.chains.len(), 4);
+        assert_eq!(plan.chains.len(), 3);
         assert!(plan.chains.iter().all(|c| c.family == Family::V4));
-        assert!(plan.ip_rules.is_empty() && plan.routes.is_empty());
+        assert_eq!((plan.ip_rules.len(), plan.routes.len()), (1, 1));
+        assert!(
+            !plan.render("X").contains("-t nat"),
+            "no NAT on the client side"
+        );
         let text = plan.render("X");
         assert!(text.contains("--queue-num 10 "), "{text}");
-        assert!(text.contains("--mark 0x400/0x400 -j REDIRECT"), "{text}");
+        assert!(text.contains("--mark 0x400/0x400 -j TPROXY"), "{text}");
+        assert!(text.contains("fwmark 0x400/0x400 lookup 100"), "{text}");
         assert!(!text.contains("--dport"), "{text}");
         let server = Plan::new(&config(&["--client", "false", "--rule-pref", "300"]));
         assert!(server.chains.iter().all(|c| c.suffix.starts_with("S_")));

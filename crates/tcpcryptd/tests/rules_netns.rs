@@ -1,6 +1,6 @@
 //! Root test: the daemon's full rule set (both roles, v4 and v6) installs in a fresh network
 //! namespace (the kernel accepts every match and target: connbytes, connmark, TPROXY, NFQUEUE,
-//! REDIRECT, REJECT) and its removal leaves the namespace exactly as before, foreign rules kept.
+//! MARK, CONNMARK, REJECT) and its removal leaves the namespace exactly as before, foreign rules kept.
 
 mod common;
 

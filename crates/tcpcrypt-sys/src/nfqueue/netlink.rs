@@ -59,8 +59,6 @@ const NLMSG_HDR_LEN: usize = 16;
 /// `struct nfgenmsg`: family, version, res_id (big-endian).
 pub(crate) const NFGENMSG_LEN: usize = 4;
 const NLA_HDR_LEN: usize = 4;
-/// `NLA_F_NESTED`: the attribute's value is itself a list of attributes.
-const NLA_F_NESTED: u16 = 0x8000;
 /// The type bits of `nla_type` (without NLA_F_NESTED and NLA_F_NET_BYTEORDER).
 const NLA_TYPE_MASK: u16 = 0x3fff;
 
@@ -117,21 +115,6 @@ impl Request {
     /// Appends a big-endian u32 attribute.
     pub(super) fn attr_u32(self, attr_type: u16, value: u32) -> Self {
         self.attr(attr_type, &value.to_be_bytes())
-    }
-
-    /// Appends a nested attribute (NLA_F_NESTED) whose value is the attributes `inner` adds.
-    ///
-    /// # Panics
-    /// If the nested attributes exceed 64 KiB; callers add a few addresses and ports.
-    pub(crate) fn nested(mut self, attr_type: u16, inner: impl FnOnce(Self) -> Self) -> Self {
-        let start = self.buf.len();
-        self.buf.extend_from_slice(&0u16.to_ne_bytes()); // nla_len, set below
-        self.buf
-            .extend_from_slice(&(attr_type | NLA_F_NESTED).to_ne_bytes());
-        self = inner(self);
-        let len = u16::try_from(self.buf.len() - start).expect("nested attribute fits in 64 KiB");
-        self.buf[start..start + 2].copy_from_slice(&len.to_ne_bytes());
-        self
     }
 
     /// Sets the length and returns the bytes to send.
