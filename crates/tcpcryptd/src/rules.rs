@@ -31,13 +31,13 @@
 //!
 //! ```text
 //! client (host A)
-//!   mangle OUTPUT    C_MOUT: mark X → CONNMARK X; mark U → CONNMARK U;
+//!   mangle OUTPUT    C_MOUT: mark X → CONNMARK X; connmark X → RETURN; mark U → CONNMARK U;
 //!                            mark U, not connmark X, first 6 packets → NFQUEUE eno_out;
 //!                            mark U → RETURN; mark S → RETURN; mark P → RETURN;
 //!                            connmark R → MARK R, RETURN;     (a redirected app's segments)
-//!                            -o lo → RETURN;
+//!                            -o lo → RETURN; ! --syn → RETURN;
 //!                            excluded ports → RETURN; --syn → NFQUEUE app_syn
-//!   mangle PREROUTING C_MPRE: mark X → CONNMARK X;
+//!   mangle PREROUTING C_MPRE: mark X → CONNMARK X; connmark X → RETURN;
 //!                            connmark U, not X, first 4 reply packets → NFQUEUE eno_in;
 //!                            -i lo, --syn, mark R → TPROXY client_port (lo address)
 //!   filter OUTPUT    C_FOUT: mark R → CONNMARK R;                (the app SYN's verdict)
@@ -46,12 +46,13 @@
 //!                            --syn to a mandatory port/address → REJECT tcp-reset
 //!   ip rule pref P+2 fwmark R lookup TBL; ip route local 0.0.0.0/0 (::/0) dev lo table TBL
 //! server (host B)
-//!   raw PREROUTING   S_RPRE: mark S → RETURN; -i lo → RETURN; excluded → RETURN;
+//!   raw PREROUTING   S_RPRE: mark S → RETURN; -i lo → RETURN; ! --syn → RETURN; excluded → RETURN;
 //!                            --syn → NFQUEUE server_syn
-//!   mangle PREROUTING S_MPRE: mark X → CONNMARK X;
+//!   mangle PREROUTING S_MPRE: mark X → CONNMARK X; connmark X → RETURN;
 //!                            mark D → CONNMARK D; mark D → TPROXY server_port (lo address);
 //!                            ! --syn, connmark D, not X, packets 2-5 → NFQUEUE eno_in
 //!   mangle OUTPUT    S_MOUT: connmark S → MARK S; mark S → CONNMARK S; mark X → CONNMARK X;
+//!                            connmark X → RETURN;
 //!                            connmark D, not X, first 4 reply packets → NFQUEUE eno_out
 //!   filter INPUT     S_FIN:  mark J → REJECT tcp-reset           (mandatory port or address, no ENO)
 //!                            with a mandatory policy: -i lo → RETURN; mark D → RETURN;
@@ -189,6 +190,7 @@ impl Plan {
         let q = &c.queues;
         let mut mout = vec![
             save_settled(m.settled),
+            skip_settled(m.settled),
             args(&["-p", "tcp"])
                 .mark(m.upstream)
                 .then(&["-j", "CONNMARK"])
@@ -212,12 +214,15 @@ impl Plan {
                 .set(m.redirect),
             args(&[]).connmark(m.redirect).then(&["-j", "RETURN"]),
             args(&["-o", "lo", "-j", "RETURN"]),
+            // Below, only new connections' SYNs matter.
+            args(&["-p", "tcp", "!", "--syn", "-j", "RETURN"]),
         ];
         mout.extend(excluded(c));
         mout.push(args(&["-p", "tcp", "--syn"]).queue(q.app_syn));
         self.chain(family, Table::Mangle, Hook::Output, "C_MOUT", mout);
         let mpre = vec![
             save_settled(m.settled),
+            skip_settled(m.settled),
             args(&["-p", "tcp"])
                 .connmark(m.upstream)
                 .not_connmark(m.settled)
@@ -275,6 +280,8 @@ impl Plan {
         let mut rpre = vec![
             args(&[]).mark(m.service).then(&["-j", "RETURN"]),
             args(&["-i", "lo", "-j", "RETURN"]),
+            // Below, only new connections' SYNs matter.
+            args(&["-p", "tcp", "!", "--syn", "-j", "RETURN"]),
         ];
         rpre.extend(excluded(c));
         rpre.push(args(&["-p", "tcp", "--syn"]).queue(q.server_syn));
@@ -282,6 +289,7 @@ impl Plan {
         let tproxy_mark = mask(m.tproxy);
         let mpre = vec![
             save_settled(m.settled),
+            skip_settled(m.settled),
             args(&["-p", "tcp"])
                 .mark(m.divert)
                 .then(&["-j", "CONNMARK"])
@@ -307,6 +315,7 @@ impl Plan {
                 .then(&["-j", "CONNMARK"])
                 .set(m.service),
             save_settled(m.settled),
+            skip_settled(m.settled),
             args(&["-p", "tcp"])
                 .connmark(m.divert)
                 .not_connmark(m.settled)
@@ -418,6 +427,12 @@ impl Rule {
 /// any more.
 fn save_settled(m: u32) -> Rule {
     args(&[]).mark(m).then(&["-j", "CONNMARK"]).set(m)
+}
+
+/// Right after [`save_settled`]: a settled connection's segments leave the chain at once (every
+/// data segment of a proxied connection passes here; no later rule concerns it).
+fn skip_settled(m: u32) -> Rule {
+    args(&[]).connmark(m).then(&["-j", "RETURN"])
 }
 
 fn reject(m: u32) -> Rule {
@@ -571,6 +586,10 @@ mod tests {
                             "{}: save before queue",
                             c.suffix
                         );
+                        // And right after the save, settled connections leave the chain.
+                        let skip = "-m connmark --mark 0x80/0x80 -j RETURN";
+                        let skipped = c.rules.iter().position(|r| r.join(" ") == skip);
+                        assert_eq!(skipped, saved.map(|i| i + 1), "{}", c.suffix);
                     }
                 }
             }
@@ -580,8 +599,14 @@ mod tests {
         let syn = mout
             .rules
             .iter()
-            .position(|r| r.contains(&"--syn".to_owned()));
+            .position(|r| r.contains(&"--syn".to_owned()) && r.contains(&"NFQUEUE".to_owned()));
         assert!(ssh.unwrap() < syn.unwrap());
+        // Established segments leave before the per-port rules (one match instead of a dozen).
+        let not_syn = mout
+            .rules
+            .iter()
+            .position(|r| r.join(" ") == "-p tcp ! --syn -j RETURN");
+        assert!(not_syn.is_some() && not_syn < ssh);
         let plain = mout
             .rules
             .iter()
