@@ -5,7 +5,7 @@
 //!   nfqueue   NETLINK_NETFILTER client: receive queued SYN/SYN-ACK/ACK packets, send verdicts
 //!   rules     the daemon's own iptables/ip6tables chains and ip rules/routes, installed and
 //!             removed as one guarded unit (coexists with foreign rules)
-//!   sockopt   SO_MARK, IP(V6)_TRANSPARENT, SO_ORIGINAL_DST, SO_LINGER 0, TCP_NODELAY
+//!   sockopt   SO_MARK, IP(V6)_TRANSPARENT, SO_LINGER 0, TCP_NODELAY
 //!   caps      root / CAP_NET_ADMIN check with an actionable message
 //!   rlimit    raise the open-file limit (RLIMIT_NOFILE) to the hard limit
 //!   heap      give freed heap memory back to the kernel (malloc_trim)

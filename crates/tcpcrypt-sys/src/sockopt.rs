@@ -1,22 +1,15 @@
 //! Safe socket options the proxy needs, on anything that is [`AsFd`] (std and tokio sockets
-//! alike): SO_MARK, IP_TRANSPARENT / IPV6_TRANSPARENT, SO_ORIGINAL_DST (v4 and v6), SO_LINGER 0
-//! for an abortive close (RST), and TCP_NODELAY.
+//! alike): SO_MARK, IP_TRANSPARENT / IPV6_TRANSPARENT, SO_LINGER 0 for an abortive close
+//! (RST), and TCP_NODELAY.
 //!
 //! The address family of the socket (SO_DOMAIN) selects the IPv4 or IPv6 variant where the
-//! kernel has two. A listener for redirected IPv4 connections must be an IPv4 socket (or the
-//! IPv6 socket must be V6ONLY): `SO_ORIGINAL_DST` looks up the conntrack entry of the socket's
-//! own family.
+//! kernel has two. (The daemon's listeners are transparent, TPROXY'd: an accepted socket's
+//! `local_addr()` is the connection's original destination, so no SO_ORIGINAL_DST is needed.)
 
 use std::io;
 use std::mem::{size_of, MaybeUninit};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::Duration;
-
-/// `SO_ORIGINAL_DST` (linux/netfilter_ipv4.h), at level SOL_IP.
-const SO_ORIGINAL_DST: libc::c_int = 80;
-/// `IP6T_SO_ORIGINAL_DST` (linux/netfilter_ipv6/ip6_tables.h), at level SOL_IPV6.
-const IP6T_SO_ORIGINAL_DST: libc::c_int = 80;
 
 /// A socket option call that failed; each variant names the option.
 #[derive(Debug, thiserror::Error)]
@@ -39,10 +32,6 @@ pub enum SockoptError {
         #[source]
         source: io::Error,
     },
-    /// `SO_ORIGINAL_DST` found no NAT mapping (ENOENT): the connection was not redirected, or
-    /// its conntrack entry is gone.
-    #[error("SO_ORIGINAL_DST: the connection has no NAT mapping (not redirected)")]
-    NoOriginalDst,
     /// The option does not exist for the socket's address family.
     #[error("{option}: unsupported address family {family}")]
     UnsupportedFamily {
@@ -135,47 +124,6 @@ pub fn transparent(socket: impl AsFd) -> Result<bool, SockoptError> {
         }
     };
     Ok(value != 0)
-}
-
-/// The destination a connection had before a REDIRECT/DNAT rewrote it: `SO_ORIGINAL_DST`
-/// (SOL_IP, sockaddr_in) on an IPv4 socket, `IP6T_SO_ORIGINAL_DST` (SOL_IPV6, sockaddr_in6) on
-/// an IPv6 one. A TPROXY'd socket needs none: its `local_addr()` is the original destination.
-///
-/// # Errors
-/// [`SockoptError::NoOriginalDst`] if the connection was not NATed; [`SockoptError::Get`] for
-/// other failures; [`SockoptError::UnsupportedFamily`] for a non-IP socket.
-pub fn original_dst(socket: impl AsFd) -> Result<SocketAddr, SockoptError> {
-    let fd = socket.as_fd();
-    let not_natted = |e: SockoptError| match e {
-        SockoptError::Get { source, .. } if source.raw_os_error() == Some(libc::ENOENT) => {
-            SockoptError::NoOriginalDst
-        }
-        other => other,
-    };
-    match domain(fd)? {
-        libc::AF_INET => {
-            let sin: libc::sockaddr_in =
-                get(fd, libc::SOL_IP, SO_ORIGINAL_DST, "SO_ORIGINAL_DST").map_err(not_natted)?;
-            let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-            Ok(SocketAddrV4::new(ip, u16::from_be(sin.sin_port)).into())
-        }
-        libc::AF_INET6 => {
-            let sin6: libc::sockaddr_in6 = get(
-                fd,
-                libc::SOL_IPV6,
-                IP6T_SO_ORIGINAL_DST,
-                "IP6T_SO_ORIGINAL_DST",
-            )
-            .map_err(not_natted)?;
-            let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-            let port = u16::from_be(sin6.sin6_port);
-            Ok(SocketAddrV6::new(ip, port, sin6.sin6_flowinfo, sin6.sin6_scope_id).into())
-        }
-        family => Err(SockoptError::UnsupportedFamily {
-            option: "SO_ORIGINAL_DST",
-            family,
-        }),
-    }
 }
 
 /// Sets SO_LINGER to {on, 0 s}: closing the socket then sends a RST instead of a FIN (an

@@ -1,82 +1,15 @@
-//! Socket options against the kernel, each test in its own namespace: SO_ORIGINAL_DST through
-//! a nat OUTPUT REDIRECT (v4 and v6), read-back of SO_MARK, IP(V6)_TRANSPARENT, SO_LINGER and
-//! TCP_NODELAY, the RST of an abortive close, and the namespace guard itself.
+//! Socket options against the kernel, each test in its own namespace: read-back of SO_MARK,
+//! IP(V6)_TRANSPARENT, SO_LINGER and TCP_NODELAY, the RST of an abortive close, and the
+//! namespace guard itself.
 
 mod common;
 
 use std::io::{ErrorKind, Read};
-use std::net::{Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
 use tcpcrypt_sys::netns::NetNs;
-use tcpcrypt_sys::rules::{Family, Hook, RuleSet, Table};
 use tcpcrypt_sys::sockopt::{self, SockoptError};
-
-fn original_dst_through_redirect(family: Family, listen: SocketAddr, original: SocketAddr) {
-    let ns = common::netns();
-    ns.run(|| {
-        let mut set = RuleSet::new("TCS_");
-        let dst = original.ip().to_string();
-        set.chain(family, Table::Nat, Hook::Output, "NOUT").rule(&[
-            "-p",
-            "tcp",
-            "-d",
-            &dst,
-            "--dport",
-            "8080",
-            "-j",
-            "REDIRECT",
-            "--to-ports",
-            "9000",
-        ]);
-        let rules = set.install().unwrap();
-        let listener = TcpListener::bind(listen).unwrap();
-
-        let _client = TcpStream::connect(original).unwrap();
-        let (accepted, _) = listener.accept().unwrap();
-        assert_eq!(accepted.local_addr().unwrap(), listen, "redirected");
-        assert_eq!(sockopt::original_dst(&accepted).unwrap(), original);
-
-        // A connection that was not NATed reports its own destination.
-        let _direct = TcpStream::connect(listen).unwrap();
-        let (accepted, _) = listener.accept().unwrap();
-        assert_eq!(sockopt::original_dst(&accepted).unwrap(), listen);
-        rules.remove().unwrap();
-    })
-    .unwrap();
-}
-
-#[test]
-fn original_dst_v4() {
-    original_dst_through_redirect(
-        Family::V4,
-        ([127, 0, 0, 1], 9000).into(),
-        ([127, 0, 0, 2], 8080).into(),
-    );
-}
-
-#[test]
-fn original_dst_v6() {
-    original_dst_through_redirect(
-        Family::V6,
-        (Ipv6Addr::LOCALHOST, 9000).into(),
-        (Ipv6Addr::LOCALHOST, 8080).into(),
-    );
-}
-
-#[test]
-fn original_dst_without_conntrack_is_a_typed_error() {
-    let ns = common::netns();
-    ns.run(|| {
-        // No NAT table in this namespace: conntrack has no entry for the connection.
-        let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
-        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (accepted, _) = listener.accept().unwrap();
-        let err = sockopt::original_dst(&accepted).unwrap_err();
-        assert!(matches!(err, SockoptError::NoOriginalDst), "{err}");
-    })
-    .unwrap();
-}
 
 #[test]
 fn options_read_back_and_abortive_close_resets() {
@@ -111,13 +44,8 @@ fn options_read_back_and_abortive_close_resets() {
 }
 
 #[test]
-fn unix_socket_has_no_original_dst() {
+fn unix_socket_has_no_ip_options() {
     let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-    let err = sockopt::original_dst(&a).unwrap_err();
-    assert!(
-        matches!(err, SockoptError::UnsupportedFamily { .. }),
-        "{err}"
-    );
     assert!(matches!(
         sockopt::set_transparent(&a, true),
         Err(SockoptError::UnsupportedFamily { .. })
