@@ -28,8 +28,9 @@ fn connect_from(net: &Net, port: u16, dst: SocketAddr) -> std::io::Result<TcpStr
         .unwrap()
 }
 
-#[test]
-fn a_source_port_reused_for_another_destination_is_encrypted() {
+/// Both hosts with their daemons, the echo service on PORT and a 5-byte echo on OTHER; A's
+/// control socket, and the daemons (kept alive by the caller).
+fn setup() -> (Net, std::path::PathBuf, impl Sized) {
     let net = Net::new();
     net.echo_service();
     net.service(OTHER, |mut c| {
@@ -38,8 +39,14 @@ fn a_source_port_reused_for_another_destination_is_encrypted() {
             let _ = c.write_all(&b);
         }
     });
-    let (_da, ca) = net.daemon(&net.a, "a");
-    let (_db, _cb) = net.daemon(&net.b, "b");
+    let (da, ca) = net.daemon(&net.a, "a");
+    let (db, _cb) = net.daemon(&net.b, "b");
+    (net, ca, (da, db))
+}
+
+#[test]
+fn a_source_port_reused_for_another_destination_is_encrypted() {
+    let (net, ca, _daemons) = setup();
     for (i, port) in [45001u16, 45002].into_iter().enumerate() {
         let mut s = connect_from(&net, port, addr('b', false, PORT)).expect("first connection");
         exchange(&mut s, b"hello");
@@ -67,16 +74,7 @@ fn a_source_port_reused_for_another_destination_is_encrypted() {
 /// application connection must get its own.
 #[test]
 fn many_reused_ports_to_one_destination_at_once_are_each_encrypted() {
-    let net = Net::new();
-    net.echo_service();
-    net.service(OTHER, |mut c| {
-        let mut b = [0u8; 5];
-        if c.read_exact(&mut b).is_ok() {
-            let _ = c.write_all(&b);
-        }
-    });
-    let (_da, ca) = net.daemon(&net.a, "a");
-    let (_db, _cb) = net.daemon(&net.b, "b");
+    let (net, ca, _daemons) = setup();
     let ports: Vec<u16> = (45010..45030).collect();
     for &port in &ports {
         let mut s = connect_from(&net, port, addr('b', false, PORT)).expect("first connection");
