@@ -3,6 +3,8 @@
 //!
 //! ```text
 //!   nfqueue   NETLINK_NETFILTER client: receive queued SYN/SYN-ACK/ACK packets, send verdicts
+//!   bpf       the BPF option path: a sock_ops program writing the ENO options the daemon decided
+//!             into its own connections' segments (no NFQUEUE round trip for them)
 //!   rules     the daemon's own iptables/ip6tables chains and ip rules/routes, installed and
 //!             removed as one guarded unit (coexists with foreign rules)
 //!   sockopt   SO_MARK, IP(V6)_TRANSPARENT, SO_LINGER 0, TCP_NODELAY
@@ -23,6 +25,7 @@
 #![cfg(target_os = "linux")]
 #![warn(missing_docs)]
 
+pub mod bpf;
 pub mod caps;
 pub mod heap;
 pub mod netns;

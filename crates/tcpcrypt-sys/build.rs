@@ -1,0 +1,43 @@
+//! Compiles the BPF option path's sock_ops program (`bpf/eno_options.bpf.c`) with clang.
+//!
+//! Without clang the crate still builds: the object is left empty, `cfg(bpf_object)` is unset
+//! and `bpf::EnoOptions::load` says how to get the BPF path (install clang, rebuild).
+
+use std::env;
+use std::path::PathBuf;
+use std::process::Command;
+
+const SOURCE: &str = "bpf/eno_options.bpf.c";
+
+fn main() {
+    println!("cargo:rerun-if-changed={SOURCE}");
+    println!("cargo:rerun-if-env-changed=CLANG");
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"))
+        .join("eno_options.bpf.o");
+    let clang = env::var("CLANG").unwrap_or_else(|_| "clang".to_owned());
+    // The kernel headers' <asm/types.h> lives in the multiarch directory (Debian's layout).
+    let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    let multiarch = format!("/usr/include/{arch}-linux-gnu");
+    let status = Command::new(&clang)
+        .args(["-O2", "-g", "-target", "bpf", "-Wall", "-Werror"])
+        .arg("-I")
+        .arg(&multiarch)
+        .arg("-c")
+        .arg(SOURCE)
+        .arg("-o")
+        .arg(&out)
+        .status();
+    match status {
+        Ok(s) if s.success() => println!("cargo:rustc-cfg=bpf_object"),
+        Ok(s) => {
+            println!(
+                "cargo:warning={clang} failed on {SOURCE} ({s}): the BPF option path is left out"
+            );
+            std::fs::write(&out, b"").expect("write the empty object");
+        }
+        Err(e) => {
+            println!("cargo:warning={clang} not found ({e}): the BPF option path is left out; install clang and libbpf-dev to build it");
+            std::fs::write(&out, b"").expect("write the empty object");
+        }
+    }
+}

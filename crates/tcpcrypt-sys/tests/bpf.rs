@@ -1,0 +1,220 @@
+//! The BPF option path against the kernel, in a namespace of its own: the sock_ops program
+//! writes exactly the options put in its maps into the SYN, the SYN-ACK and the active side's
+//! non-SYN segments until it receives one (RFC 8547 §4.6), records the passive side's completing
+//! ACK option, and leaves every other connection alone. Read back from a tcpdump capture.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+
+use socket2::{Domain, Socket, Type};
+use tcpcrypt_proto::wire::packet::TcpIpPacket;
+use tcpcrypt_sys::bpf::{state, EnoOptions};
+
+const SYN_OPTION: &[u8] = &[69, 4, 0x00, 0x21];
+const SYNACK_OPTION: &[u8] = &[69, 4, 0x01, 0x21];
+
+/// The ENO option of a TCP options area, whole.
+fn eno(options: &[u8]) -> Option<Vec<u8>> {
+    let mut i = 0;
+    while i < options.len() {
+        match options[i] {
+            0 => return None,
+            1 => i += 1,
+            kind => {
+                let len = usize::from(*options.get(i + 1)?).max(2);
+                let opt = options.get(i..i + len)?;
+                if kind == 69 {
+                    return Some(opt.to_vec());
+                }
+                i += len;
+            }
+        }
+    }
+    None
+}
+
+/// One connection from `client` to `server` exchanging "ping" and "pong", captured.
+struct Segment {
+    from_client: bool,
+    syn: bool,
+    ack: bool,
+    payload: usize,
+    eno: Option<Vec<u8>>,
+}
+
+fn segments(packets: &[Vec<u8>], client: SocketAddr) -> Vec<Segment> {
+    packets
+        .iter()
+        .filter_map(|p| {
+            let pkt = TcpIpPacket::new_checked(&p[..]).ok()?;
+            let tcp = pkt.tcp();
+            Some(Segment {
+                from_client: tcp.src_port() == client.port(),
+                syn: tcp.syn(),
+                ack: tcp.ack(),
+                payload: pkt.tcp_payload().len(),
+                eno: eno(pkt.tcp_options()),
+            })
+        })
+        .collect()
+}
+
+fn connect_from(
+    opts: Option<&mut EnoOptions>,
+    client: SocketAddr,
+    server: SocketAddr,
+    ack_eno: bool,
+) -> TcpStream {
+    let s = Socket::new(Domain::for_address(client), Type::STREAM, None).unwrap();
+    s.bind(&client.into()).unwrap();
+    if let Some(opts) = opts {
+        let cookie = opts.expect_connect(&s, SYN_OPTION, ack_eno).unwrap();
+        assert_ne!(cookie, 0);
+    }
+    s.connect(&server.into()).unwrap();
+    s.into()
+}
+
+fn ping_pong(client: &mut TcpStream, listener: &TcpListener) -> TcpStream {
+    let (mut accepted, _) = listener.accept().unwrap();
+    client.write_all(b"ping").unwrap();
+    let mut buf = [0u8; 4];
+    accepted.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"ping");
+    accepted.write_all(b"pong").unwrap();
+    client.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"pong");
+    // One more exchange: the client's segments after it received a non-SYN carry no ENO.
+    client.write_all(b"ping").unwrap();
+    accepted.read_exact(&mut buf).unwrap();
+    accepted
+}
+
+fn listener_at(opts: &mut EnoOptions, addr: SocketAddr) -> TcpListener {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None).unwrap();
+    s.set_reuse_address(true).unwrap();
+    s.bind(&addr.into()).unwrap();
+    opts.expect_listen(&s).unwrap();
+    s.listen(16).unwrap();
+    s.into()
+}
+
+fn run(client: SocketAddr, server: SocketAddr) {
+    let mut opts = EnoOptions::load().expect("load the BPF option path");
+    let listener = listener_at(&mut opts, server);
+    opts.set_syn_option(server, client, SYNACK_OPTION).unwrap();
+    let filter = format!("tcp port {}", server.port());
+    let cap = common::Capture::start("bpf-options", &filter);
+    let mut c = connect_from(Some(&mut opts), client, server, true);
+    let accepted = ping_pong(&mut c, &listener);
+    // The passive record: the completing ACK's option, the SYN-ACK written.
+    let rec = opts
+        .record(server, client)
+        .unwrap()
+        .expect("passive record");
+    assert_eq!(rec.peer_option, [69, 2]);
+    assert_ne!(rec.state & state::ESTABLISHED, 0);
+    assert_ne!(rec.state & state::SYN_WRITTEN, 0, "state {:#x}", rec.state);
+    assert_eq!(
+        rec.peer_flags & 0x12,
+        0x10,
+        "an ACK without SYN completed it"
+    );
+    // The active record is gone: a non-SYN segment arrived, the duty is over.
+    assert_eq!(opts.record(client, server).unwrap(), None);
+    drop((c, accepted));
+    let segs = segments(&cap.stop(), client);
+    let syn = segs.iter().find(|s| s.syn && !s.ack).expect("SYN captured");
+    assert_eq!(syn.eno.as_deref(), Some(SYN_OPTION));
+    let synack = segs
+        .iter()
+        .find(|s| s.syn && s.ack)
+        .expect("SYN-ACK captured");
+    assert_eq!(synack.eno.as_deref(), Some(SYNACK_OPTION));
+    // The client's segments: `45 02` on the third ACK and the first ping, none after the
+    // server's first non-SYN segment; the server never sends ENO after its SYN-ACK.
+    let first_server_non_syn = segs
+        .iter()
+        .position(|s| !s.from_client && !s.syn)
+        .expect("a server non-SYN segment");
+    for (i, s) in segs.iter().enumerate().filter(|(_, s)| !s.syn) {
+        let want: Option<&[u8]> = (s.from_client && i < first_server_non_syn).then_some(&[69, 2]);
+        assert_eq!(
+            s.eno.as_deref(),
+            want,
+            "segment {i} (client: {}, payload {})",
+            s.from_client,
+            s.payload
+        );
+    }
+    assert!(
+        segs[..first_server_non_syn]
+            .iter()
+            .any(|s| s.from_client && s.payload == 4),
+        "the first ping left before the server's first non-SYN segment"
+    );
+    assert!(
+        segs[first_server_non_syn..]
+            .iter()
+            .any(|s| s.from_client && s.payload == 4),
+        "the second ping came after it"
+    );
+}
+
+#[test]
+fn writes_the_decided_options_and_records_the_completing_ack_ipv4() {
+    let ns = common::netns();
+    ns.run(|| {
+        common::sh(&["ip", "link", "set", "lo", "up"]);
+        run(
+            "127.0.0.1:40001".parse().unwrap(),
+            "127.0.0.1:40002".parse().unwrap(),
+        );
+    })
+    .unwrap();
+}
+
+#[test]
+fn writes_the_decided_options_and_records_the_completing_ack_ipv6() {
+    let ns = common::netns();
+    ns.run(|| {
+        common::sh(&["ip", "link", "set", "lo", "up"]);
+        run(
+            "[::1]:40001".parse().unwrap(),
+            "[::1]:40002".parse().unwrap(),
+        );
+    })
+    .unwrap();
+}
+
+#[test]
+fn leaves_other_connections_alone() {
+    let ns = common::netns();
+    ns.run(|| {
+        common::sh(&["ip", "link", "set", "lo", "up"]);
+        let mut opts = EnoOptions::load().unwrap();
+        let (client, server): (SocketAddr, SocketAddr) = (
+            "127.0.0.1:40011".parse().unwrap(),
+            "127.0.0.1:40012".parse().unwrap(),
+        );
+        // A listener the daemon did not announce, and an entry for its tuple: the SYN-ACK
+        // stays plain (the callbacks are on only for announced listeners).
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        s.bind(&server.into()).unwrap();
+        s.listen(4).unwrap();
+        let listener: TcpListener = s.into();
+        opts.set_syn_option(server, client, SYNACK_OPTION).unwrap();
+        let cap = common::Capture::start("bpf-options-other", "tcp port 40012");
+        let mut c = connect_from(None, client, server, true);
+        let _accepted = ping_pong(&mut c, &listener);
+        let segs = segments(&cap.stop(), client);
+        assert!(segs.len() >= 6, "captured {}", segs.len());
+        assert!(
+            segs.iter().all(|s| s.eno.is_none()),
+            "an ENO option on a foreign connection"
+        );
+    })
+    .unwrap();
+}
