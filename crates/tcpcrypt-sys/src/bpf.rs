@@ -473,9 +473,9 @@ mod tests {
     #[test]
     fn key_layout_matches_the_c_struct() {
         // struct conn_key: u32 family, 2 × 16 address bytes, 2 × u16 ports = 40 bytes.
-        assert_eq!(std::mem::size_of::<ConnKey>(), 40);
+        assert_eq!(size_of::<ConnKey>(), 40);
         // struct conn: u64 cookie, 40 + 8 + 40 bytes.
-        assert_eq!(std::mem::size_of::<Conn>(), 96);
+        assert_eq!(size_of::<Conn>(), 96);
         let k = ConnKey::new(
             "10.0.0.1:4000".parse().unwrap(),
             "10.0.0.2:80".parse().unwrap(),
