@@ -16,6 +16,10 @@ command -v tcpdump >/dev/null 2>&1 || need_pkgs+=(tcpdump)
 command -v setpriv >/dev/null 2>&1 || need_pkgs+=(util-linux)
 # tcpcrypt-netsim's middlebox: turn veth offloads off so segments stay within the MTU.
 command -v ethtool >/dev/null 2>&1 || need_pkgs+=(ethtool)
+# tcpcrypt-sys build.rs: the BPF option path's sock_ops program (clang, and libbpf's
+# bpf_helpers.h from libbpf-dev).
+command -v clang >/dev/null 2>&1 || need_pkgs+=(clang)
+[ -f /usr/include/bpf/bpf_helpers.h ] || need_pkgs+=(libbpf-dev)
 # demo.sh: an unmodified client (python3, above, is the server).
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
 

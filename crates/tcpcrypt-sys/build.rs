@@ -15,6 +15,17 @@ fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"))
         .join("eno_options.bpf.o");
     let clang = env::var("CLANG").unwrap_or_else(|_| "clang".to_owned());
+    // Built again once clang appears (a path that does not exist always counts as changed),
+    // or when it changes.
+    let found = env::var_os("PATH")
+        .map(|p| {
+            env::split_paths(&p)
+                .map(|d| d.join(&clang))
+                .find(|f| f.is_file())
+        })
+        .unwrap_or_default();
+    let watched = found.unwrap_or_else(|| PathBuf::from("/usr/bin").join(&clang));
+    println!("cargo:rerun-if-changed={}", watched.display());
     // The kernel headers' <asm/types.h> lives in the multiarch directory (Debian's layout).
     let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     let multiarch = format!("/usr/include/{arch}-linux-gnu");

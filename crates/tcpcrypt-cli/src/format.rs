@@ -54,6 +54,14 @@ pub(crate) fn status(s: &Status) -> String {
             max = reported(load.max_connections),
             threads = reported(load.worker_threads),
         );
+        if let Some(path) = &p.option_path {
+            let how = match path.as_str() {
+                "bpf" => " (written by a sock_ops program; only SYNs and the upstream SYN-ACK are queued)",
+                "nfqueue" => " (every handshake segment is queued to the daemon)",
+                _ => "",
+            };
+            let _ = writeln!(out, "  ENO option path: {path}{how}");
+        }
         if load.at_limit() {
             let _ = write!(
                 out,

@@ -79,6 +79,7 @@ fn status() -> Status {
             aeads: vec!["AEAD_AES_128_GCM".into()],
             resumption: true,
             keylog: None,
+            option_path: Some("bpf".into()),
         },
         counters: Counters {
             connections_encrypted: 10,
@@ -179,7 +180,11 @@ fn status_summary() {
     }
     assert!(!text.contains("key log"), "key log is off:\n{text}");
     assert!(
-        text.ends_with("\nload:\n  connections: 3 proxied now (max 16384)\n  worker threads: 1\n"),
+        text.ends_with(
+            "\nload:\n  connections: 3 proxied now (max 16384)\n  worker threads: 1\n  ENO \
+             option path: bpf (written by a sock_ops program; only SYNs and the upstream SYN-ACK \
+             are queued)\n"
+        ),
         "{text}"
     );
     assert!(!text.contains("limit reached"), "below the limit:\n{text}");
@@ -190,6 +195,7 @@ fn status_summary() {
     assert_eq!(v["load"]["live_connections"], 3);
     assert_eq!(v["load"]["max_connections"], 16384);
     assert_eq!(v["load"]["worker_threads"], 1);
+    assert_eq!(v["policy"]["option_path"], "bpf");
 }
 
 #[test]

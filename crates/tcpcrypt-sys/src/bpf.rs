@@ -143,7 +143,7 @@ pub enum BpfError {
     #[error("this tcpcryptd was built without the BPF program (clang was missing at build time): install clang and libbpf-dev, rebuild, or use --option-path nfqueue")]
     NotBuilt,
     /// No cgroup v2 hierarchy to attach to.
-    #[error("no cgroup v2 hierarchy is mounted (needed to attach the sock_ops program): mount one (mount -t cgroup2 none /sys/fs/cgroup/unified) or use --option-path nfqueue")]
+    #[error("this kernel has no cgroup v2 hierarchy for this process (needed to attach the sock_ops program): use --option-path nfqueue")]
     NoCgroup2,
     /// Reading /proc or opening the cgroup.
     #[error("{what}: {source}")]
@@ -204,11 +204,7 @@ impl EnoOptions {
                 what: "read this network namespace's cookie (SO_NETNS_COOKIE, Linux 5.14)",
                 source,
             })?;
-        let cgroup = own_cgroup2()?;
-        let cgroup = File::open(&cgroup).map_err(|source| BpfError::Io {
-            what: "open this process's cgroup",
-            source,
-        })?;
+        let cgroup = open_own_cgroup2()?;
         let mut ebpf = EbpfLoader::new()
             .override_global("netns_cookie", &netns, true)
             .load(OBJECT)
@@ -427,19 +423,80 @@ fn socket_of_this_netns() -> Result<std::os::fd::OwnedFd, BpfError> {
     Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
 }
 
-/// This process's cgroup in the v2 hierarchy: the mount point from /proc/self/mountinfo joined
-/// with the `0::` line of /proc/self/cgroup.
-fn own_cgroup2() -> Result<PathBuf, BpfError> {
+/// This process's cgroup in the v2 hierarchy, opened: the mount point from
+/// /proc/self/mountinfo joined with the `0::` line of /proc/self/cgroup. A process in a mount
+/// namespace without that mount (`ip netns exec` remounts /sys, and init's /proc/1/root may be
+/// closed to it) mounts the hierarchy on a fresh directory, opens the cgroup and detaches the
+/// mount at once: the open directory stays valid and nothing is left behind.
+fn open_own_cgroup2() -> Result<File, BpfError> {
     let read = |path: &'static str| {
         std::fs::read_to_string(path).map_err(|source| BpfError::Io { what: path, source })
     };
-    let mount = cgroup2_mount(&read("/proc/self/mountinfo")?).ok_or(BpfError::NoCgroup2)?;
     let cgroups = read("/proc/self/cgroup")?;
     let rel = cgroups
         .lines()
         .find_map(|l| l.strip_prefix("0::"))
-        .ok_or(BpfError::NoCgroup2)?;
-    Ok(mount.join(rel.trim_start_matches('/')))
+        .ok_or(BpfError::NoCgroup2)?
+        .trim_start_matches('/')
+        .to_owned();
+    let open = |dir: &std::path::Path| {
+        File::open(dir.join(&rel)).map_err(|source| BpfError::Io {
+            what: "open this process's cgroup",
+            source,
+        })
+    };
+    if let Some(mount) = cgroup2_mount(&read("/proc/self/mountinfo")?) {
+        return open(&mount);
+    }
+    let dir = std::env::temp_dir().join(format!("tcpcryptd-cgroup2-{}", std::process::id()));
+    std::fs::create_dir(&dir).map_err(|source| BpfError::Io {
+        what: "create a directory to mount cgroup2 on",
+        source,
+    })?;
+    let mounted = mount_cgroup2(&dir);
+    let file = mounted.and_then(|()| {
+        let f = open(&dir);
+        unmount_detached(&dir);
+        f
+    });
+    let _ = std::fs::remove_dir(&dir);
+    file
+}
+
+fn mount_cgroup2(dir: &std::path::Path) -> Result<(), BpfError> {
+    use std::os::unix::ffi::OsStrExt;
+    let target =
+        std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|_| BpfError::NoCgroup2)?;
+    // SAFETY: mount(2) with NUL-terminated strings that outlive the call and no data.
+    let rc = unsafe {
+        libc::mount(
+            c"none".as_ptr(),
+            target.as_ptr(),
+            c"cgroup2".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        return Err(if e.raw_os_error() == Some(libc::ENODEV) {
+            BpfError::NoCgroup2
+        } else {
+            BpfError::Io {
+                what: "mount cgroup2 (none is mounted in this mount namespace)",
+                source: e,
+            }
+        });
+    }
+    Ok(())
+}
+
+fn unmount_detached(dir: &std::path::Path) {
+    use std::os::unix::ffi::OsStrExt;
+    if let Ok(target) = std::ffi::CString::new(dir.as_os_str().as_bytes()) {
+        // SAFETY: umount2(2) with a NUL-terminated path that outlives the call.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    }
 }
 
 /// The mount point of the cgroup2 file system in a mountinfo text.

@@ -26,6 +26,7 @@
 //! connect_timeout_ms = 3000
 //! max_connections = 16384       # beyond it, new connections are left plain (fail-open)
 //! threads = 0                   # worker threads; 0: half the CPUs (at least one)
+//! option_path = "auto"          # who writes ENO options: "bpf", "nfqueue" or "auto" (bpf if it loads)
 //! type2_cache_secs = 600        # remember a type-2 path (ENO stripped after the SYN); 0: off
 //! keylog = "/root/tcpcrypt-keys.log"  # DEBUG ONLY: session secrets (see below)
 //! rekey_after_bytes = 1048576   # DEBUG/TEST ONLY: rekey far earlier than the RFC limits
@@ -367,6 +368,43 @@ impl Queues {
     }
 }
 
+/// Who writes and reads the ENO options (RFC 8547 §4.1, §4.6) of the daemon's own
+/// connections: its upstreams (client side) and the connections its TPROXY listener accepts
+/// (server side). The decisions are the sans-IO core's either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptionPath {
+    /// The sock_ops program of `tcpcrypt_sys::bpf` writes them as the kernel builds each
+    /// segment; NFQUEUE carries only the SYNs that need a decision (application and server
+    /// SYNs) and the SYN-ACK the client side must check before its ACK.
+    Bpf,
+    /// Every handshake segment goes through NFQUEUE and is rewritten there.
+    Nfqueue,
+    /// `Bpf` if the program loads on this kernel, else `Nfqueue` (with a log line saying why).
+    Auto,
+}
+
+impl std::str::FromStr for OptionPath {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "bpf" => Ok(Self::Bpf),
+            "nfqueue" => Ok(Self::Nfqueue),
+            "auto" => Ok(Self::Auto),
+            other => Err(format!("`{other}`: expected bpf, nfqueue or auto")),
+        }
+    }
+}
+
+impl fmt::Display for OptionPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Bpf => "bpf",
+            Self::Nfqueue => "nfqueue",
+            Self::Auto => "auto",
+        })
+    }
+}
+
 /// The validated settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -414,6 +452,8 @@ pub struct Config {
     pub max_connections: usize,
     /// Worker threads of the daemon's runtime ([`Config::worker_threads`]); 0: automatic.
     pub threads: usize,
+    /// Who writes and reads the ENO options of the daemon's own connections.
+    pub option_path: OptionPath,
     /// How long a destination address stays cached as a type-2 path (RFC 8547 §9: ENO
     /// stripped after the SYN), its new connections going direct without ENO; zero: off
     /// ([`crate::type2_cache`]).
@@ -548,6 +588,12 @@ pub struct Cli {
     /// Worker threads; 0 (the default): half the CPUs, at least one.
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Who writes the ENO options of the daemon's own connections: "bpf" (a sock_ops
+    /// program; only application and server SYNs and the SYN-ACK of the daemon's upstreams are
+    /// queued), "nfqueue" (every handshake segment is queued and rewritten), or "auto" (the
+    /// default: bpf if the program loads, else nfqueue).
+    #[arg(long, value_name = "PATH")]
+    pub option_path: Option<String>,
     /// Seconds a destination stays cached as a type-2 path (ENO stripped after the SYN): its
     /// new connections go direct without ENO; 0 turns the cache off.
     #[arg(long)]
@@ -592,6 +638,7 @@ struct FileConfig {
     connect_timeout_ms: Option<u64>,
     max_connections: Option<usize>,
     threads: Option<usize>,
+    option_path: Option<String>,
     type2_cache_secs: Option<u64>,
     marks: Option<Marks>,
     keylog: Option<PathBuf>,
@@ -733,6 +780,10 @@ impl Cli {
                 .or(f.max_connections)
                 .unwrap_or(DEFAULT_MAX_CONNECTIONS),
             threads: self.threads.or(f.threads).unwrap_or(0),
+            option_path: match self.option_path.as_deref().or(f.option_path.as_deref()) {
+                None => OptionPath::Auto,
+                Some(s) => s.parse().map_err(|e| invalid("option_path", e))?,
+            },
             type2_cache_ttl: Duration::from_secs(
                 self.type2_cache_secs
                     .or(f.type2_cache_secs)
@@ -971,6 +1022,9 @@ mod tests {
         .load()
         .unwrap();
         assert!(c.type2_cache_ttl.is_zero());
+        let c = cli(&["--option-path", "bpf"]).load().unwrap();
+        assert_eq!(c.option_path, OptionPath::Bpf);
+        assert_eq!(cli(&[]).load().unwrap().option_path, OptionPath::Auto);
         let c = cli(&["--threads", "3"]).load().unwrap();
         assert_eq!(c.worker_threads(), 3);
         let c = cli(&[]).load().unwrap();
@@ -1009,6 +1063,7 @@ mod tests {
                 "chain_prefix",
             ),
             (&["--teps", "p256,rot13"], "teps"),
+            (&["--option-path", "ebpf"], "option_path"),
             (&["--teps", "p256,P-256"], "teps"),
             (&["--aeads", "des"], "aeads"),
             (&["--exclude-ports", "0"], "exclude_ports"),

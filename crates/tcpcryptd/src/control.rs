@@ -158,6 +158,7 @@ impl Registry {
                 aeads: c.aeads.iter().map(|&a| aead_setting_name(a)).collect(),
                 resumption: c.resumption,
                 keylog: c.keylog.as_ref().map(|p| p.display().to_string()),
+                option_path: Some(c.option_path.to_string()),
             },
             counters,
             load: Some(Load {

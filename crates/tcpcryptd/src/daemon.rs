@@ -38,7 +38,9 @@ use tcpcrypt_control::{Direction, SessionState};
 use tcpcrypt_crypto::OsRng;
 use tcpcrypt_proto::crypto::CryptoProvider;
 use tcpcrypt_proto::eno::FallbackReason;
+use tcpcrypt_proto::eno::SegmentFlags;
 use tcpcrypt_proto::session::{Event, Session, SessionConfig};
+use tcpcrypt_sys::bpf::{self, BpfError, EnoOptions};
 use tcpcrypt_sys::nfqueue::{NfqError, Packet, Queue, QueueConfig, Verdict};
 use tcpcrypt_sys::sockopt;
 use tokio::io::unix::AsyncFd;
@@ -46,7 +48,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
-use crate::config::Config;
+use crate::config::{Config, OptionPath};
 use crate::control::{ControlHandler, Registry, Row};
 use crate::expiring::ExpiringSet;
 use crate::pump::{self, SharedTraffic};
@@ -98,6 +100,9 @@ pub enum DaemonError {
     /// The key log (`--keylog`, `TCPCRYPT_KEYLOGFILE`) could not be opened safely.
     #[error("{0}")]
     KeyLog(#[from] crate::keylog::KeyLogOpenError),
+    /// `--option-path bpf` and the BPF program could not be loaded.
+    #[error("BPF option path: {0}")]
+    Bpf(#[from] BpfError),
     /// Another start-up step failed.
     #[error("{op}: {source}")]
     Io {
@@ -226,6 +231,9 @@ struct Shared {
     type2: Mutex<Type2Cache>,
     /// Client side: destinations an upstream connected to lately ([`start_upstream`]).
     reachable: Mutex<ExpiringSet<SocketAddr>>,
+    /// The BPF option path's program and maps, if it is the path in use (lock order: `syn`
+    /// before `bpf`).
+    bpf: Option<Mutex<EnoOptions>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -267,6 +275,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     if let Some(bytes) = config.rekey_after_bytes {
         warn!("rekey_after_bytes = {bytes}: a debugging setting, not for production");
     }
+    // Before the listeners: the program must see the server listeners' listen().
+    let (config, mut bpf) = option_path(config)?;
     let families = if config.ipv6 {
         vec![
             IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -279,10 +289,11 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let mut server_listeners = Vec::new();
     for &ip in &families {
         if config.client {
-            client_listeners.push(listen(SocketAddr::new(ip, config.client_port), true)?);
+            client_listeners.push(listen(SocketAddr::new(ip, config.client_port), true, None)?);
         }
         if config.server {
-            server_listeners.push(listen(SocketAddr::new(ip, config.server_port), true)?);
+            let addr = SocketAddr::new(ip, config.server_port);
+            server_listeners.push(listen(addr, true, bpf.as_mut())?);
         }
     }
     let mut queues = Vec::new();
@@ -290,7 +301,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     if config.client {
         queues.push((QueueKind::AppSyn, open_queue(q.app_syn)?));
     }
-    queues.push((QueueKind::EnoOut, open_queue(q.eno_out)?));
+    if bpf.is_none() {
+        queues.push((QueueKind::EnoOut, open_queue(q.eno_out)?));
+    }
     queues.push((QueueKind::EnoIn, open_queue(q.eno_in)?));
     if config.server {
         queues.push((QueueKind::ServerSyn, open_queue(q.server_syn)?));
@@ -334,6 +347,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             type2_cache::DEFAULT_MAX,
         )),
         reachable: Mutex::new(ExpiringSet::new(REACHABLE_FOR, type2_cache::DEFAULT_MAX)),
+        bpf: bpf.map(Mutex::new),
         config: config.clone(),
     });
     for (kind, queue) in queues {
@@ -356,9 +370,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     ));
     tokio::spawn(housekeeping(shared.clone()));
     info!(
-        "tcpcryptd running (client: {}, server: {}, control: {})",
+        "tcpcryptd running (client: {}, server: {}, option path: {}, control: {})",
         config.client,
         config.server,
+        config.option_path,
         config.control.display()
     );
     wait_for_signal().await?;
@@ -367,6 +382,29 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let _ = std::fs::remove_file(&config.control);
     removed?;
     Ok(())
+}
+
+/// Resolves `--option-path`: loads the BPF program for `bpf` (a failure refuses the start)
+/// and `auto` (a failure falls back to NFQUEUE, saying why). The returned config names the
+/// path in use, which the rules follow.
+fn option_path(mut config: Config) -> Result<(Config, Option<EnoOptions>), DaemonError> {
+    let loaded = match config.option_path {
+        OptionPath::Nfqueue => None,
+        OptionPath::Bpf => Some(EnoOptions::load()?),
+        OptionPath::Auto => match EnoOptions::load() {
+            Ok(o) => Some(o),
+            Err(e) => {
+                info!("{e}; every handshake segment goes through NFQUEUE instead");
+                None
+            }
+        },
+    };
+    config.option_path = if loaded.is_some() {
+        OptionPath::Bpf
+    } else {
+        OptionPath::Nfqueue
+    };
+    Ok((config, loaded))
 }
 
 async fn wait_for_signal() -> Result<(), DaemonError> {
@@ -380,7 +418,12 @@ async fn wait_for_signal() -> Result<(), DaemonError> {
     Ok(())
 }
 
-fn listen(addr: SocketAddr, transparent: bool) -> Result<TcpListener, DaemonError> {
+/// A listener on `addr`; with `bpf`, the BPF program writes its SYN-ACKs' ENO options.
+fn listen(
+    addr: SocketAddr,
+    transparent: bool,
+    bpf: Option<&mut EnoOptions>,
+) -> Result<TcpListener, DaemonError> {
     let err = |source| DaemonError::Listen { addr, source };
     let socket = match addr {
         SocketAddr::V4(_) => TcpSocket::new_v4(),
@@ -405,6 +448,9 @@ fn listen(addr: SocketAddr, transparent: bool) -> Result<TcpListener, DaemonErro
     // second daemon with the same ports is still refused.
     socket.set_reuseaddr(true).map_err(err)?;
     socket.bind(addr).map_err(err)?;
+    if let Some(bpf) = bpf {
+        bpf.expect_listen(&socket)?;
+    }
     socket.listen(LISTEN_BACKLOG).map_err(err)
 }
 
@@ -500,6 +546,7 @@ fn handled_verdict(queue: &SharedQueue, packet: &Packet, handled: &Handled, sett
 fn handle_packet(shared: &Arc<Shared>, queue: &SharedQueue, kind: QueueKind, packet: Packet) {
     let now = Instant::now();
     match kind {
+        QueueKind::EnoIn if shared.bpf.is_some() => upstream_syn_ack(shared, queue, &packet, now),
         QueueKind::EnoOut | QueueKind::EnoIn => {
             let (handled, outcome) = {
                 let mut st = lock(&shared.syn);
@@ -562,6 +609,9 @@ fn handle_packet(shared: &Arc<Shared>, queue: &SharedQueue, kind: QueueKind, pac
                 ServerSyn::Divert { key, replace } => {
                     match Slot::take(&shared.live, shared.config.max_connections) {
                         Some(slot) => {
+                            if let Some(bpf) = &shared.bpf {
+                                set_syn_ack_option(shared, bpf, key);
+                            }
                             let (shared, queue) = (shared.clone(), queue.clone());
                             tokio::spawn(async move {
                                 hold_server_syn(shared, queue, packet.id, key, replace, slot).await;
@@ -571,6 +621,48 @@ fn handle_packet(shared: &Arc<Shared>, queue: &SharedQueue, kind: QueueKind, pac
                     }
                 }
             }
+        }
+    }
+}
+
+/// BPF option path, client side: the SYN-ACK of an upstream, checked by the core; before it
+/// goes on, the program is told whether the kernel's ACK (and the segments up to the peer's
+/// first non-SYN one) carries `45 02`.
+fn upstream_syn_ack(shared: &Shared, queue: &SharedQueue, packet: &Packet, now: Instant) {
+    let Some(bpf) = &shared.bpf else { return };
+    let (handled, outcome) = {
+        let mut st = lock(&shared.syn);
+        let mut opts = lock(bpf);
+        let cookie = |key: ConnKey| match opts.record(key.local, key.remote) {
+            Ok(r) => r.map(|r| r.cookie),
+            Err(e) => {
+                warn!("{key:?}: {e}");
+                None
+            }
+        };
+        let (handled, ack) = st.path.on_upstream_syn_ack(&packet.payload, cookie, now);
+        if let Some((key, on)) = ack {
+            if let Err(e) = opts.set_ack_eno(key.local, key.remote, on) {
+                // The ACK then leaves without ENO and the peer falls back (§4.6), while this
+                // side enabled: its Init1 is refused there (a reset, never plaintext).
+                warn!("{key:?}: {e}");
+            }
+        }
+        let outcome = handled.ready.map(|key| deliver(&mut st, key));
+        (handled, outcome)
+    };
+    handled_verdict(queue, packet, &handled, shared.config.marks.settled);
+    drop(outcome);
+}
+
+/// BPF option path, server side: the SYN-ACK option of a diverted connection, for the program
+/// to write; set while its SYN is held, so before the SYN-ACK exists.
+fn set_syn_ack_option(shared: &Shared, bpf: &Mutex<EnoOptions>, key: ConnKey) {
+    let option = lock(&shared.syn).path.syn_ack_option(key);
+    if let Some(option) = option {
+        if let Err(e) = lock(bpf).set_syn_option(key.local, key.remote, &option) {
+            // The SYN-ACK leaves without ENO: both ends fall back (§4.6).
+            warn!("{key:?}: {e}");
         }
     }
 }
@@ -664,7 +756,7 @@ async fn start_upstream(
     };
     lock(&shared.reachable).insert(dst, Instant::now());
     let key = stream_key(&net);
-    let ready = prepare(&shared, key, &net).await;
+    let ready = prepare(&shared, key, &net, Direction::Outgoing).await;
     Ok(Started { net, key, ready })
 }
 
@@ -674,9 +766,30 @@ async fn preconnect_upstream(shared: &Shared, dst: SocketAddr) -> io::Result<Tcp
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
     };
     sockopt::set_mark(&socket, shared.config.marks.upstream).map_err(io::Error::other)?;
+    if let Some(bpf) = &shared.bpf {
+        expect_connect(shared, bpf, &socket, dst);
+    }
     let stream = connect_within(socket, dst, shared.config.connect_timeout).await?;
     pump::abortive_by_default(&stream);
     Ok(stream)
+}
+
+/// BPF option path, client side: starts the negotiation of the upstream `socket` and gives
+/// the program its SYN option. Should either fail, the SYN leaves without ENO and the outcome,
+/// untracked, is plain after [`OUTCOME_TIMEOUT`], as on the NFQUEUE path with a full table.
+fn expect_connect(shared: &Shared, bpf: &Mutex<EnoOptions>, socket: &TcpSocket, dst: SocketAddr) {
+    let cookie = match bpf::cookie_of(socket) {
+        Ok(c) => c,
+        Err(e) => return warn!("upstream to {dst}: {e}"),
+    };
+    let option = lock(&shared.syn)
+        .path
+        .start_active(cookie, dst, Instant::now());
+    if let Some(option) = option {
+        if let Err(e) = lock(bpf).expect_connect(socket, &option, false) {
+            warn!("upstream to {dst}: {e}");
+        }
+    }
 }
 
 async fn connect_within(
@@ -873,7 +986,10 @@ fn stream_key(s: &TcpStream) -> ConnKey {
 }
 
 /// Waits for the negotiation of `key` to end.
-async fn outcome(shared: &Shared, key: ConnKey) -> Result<Outcome, String> {
+async fn outcome(shared: &Shared, key: ConnKey, direction: Direction) -> Result<Outcome, String> {
+    if let (Some(bpf), Direction::Incoming) = (&shared.bpf, direction) {
+        return passive_outcome(shared, bpf, key);
+    }
     let rx = {
         let mut st = lock(&shared.syn);
         if let Some(o) = st.path.take_outcome(&key) {
@@ -894,11 +1010,46 @@ async fn outcome(shared: &Shared, key: ConnKey) -> Result<Outcome, String> {
     }
 }
 
+/// BPF option path, server side: the outcome of the accepted connection `key`, from the
+/// program's record of the segment that completed its handshake. The record is complete: the
+/// program writes it while the kernel holds the new socket's lock, which the accept loop's
+/// first socket option call (SO_LINGER) takes.
+fn passive_outcome(
+    shared: &Shared,
+    bpf: &Mutex<EnoOptions>,
+    key: ConnKey,
+) -> Result<Outcome, String> {
+    let record = {
+        let mut opts = lock(bpf);
+        let record = opts.record(key.local, key.remote);
+        opts.remove(key.local, key.remote);
+        record
+    };
+    let record = match record {
+        Ok(Some(r)) if r.state & bpf::state::ESTABLISHED != 0 => r,
+        Ok(_) => return Err("no record of the handshake from the BPF program".to_owned()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let flags = SegmentFlags {
+        syn: record.peer_flags & TCP_SYN != 0,
+        ack: record.peer_flags & TCP_ACK != 0,
+        payload: record.peer_payload,
+    };
+    lock(&shared.syn)
+        .path
+        .on_passive_established(key, flags, &record.peer_option, Instant::now())
+        .ok_or_else(|| "no negotiation for the connection".to_owned())
+}
+
+/// TCP header flag bits.
+const TCP_SYN: u8 = 0x02;
+const TCP_ACK: u8 = 0x10;
+
 /// Waits for the negotiation of `key` (the connection of `net`) to end and, if it enabled a
 /// TEP, starts the session: host A's Init1 is written to `net` at once (RFC 8548 §3.3), in a
 /// write of its own (PSH), so the key exchange does not wait for anything else.
-async fn prepare(shared: &Shared, key: ConnKey, net: &TcpStream) -> Ready {
-    let negotiated = match outcome(shared, key).await {
+async fn prepare(shared: &Shared, key: ConnKey, net: &TcpStream, direction: Direction) -> Ready {
+    let negotiated = match outcome(shared, key, direction).await {
         Ok(Outcome::Enabled(n)) => n,
         Ok(Outcome::Plain(reason)) => {
             return Ready::Plain {
@@ -907,10 +1058,10 @@ async fn prepare(shared: &Shared, key: ConnKey, net: &TcpStream) -> Ready {
             }
         }
         Err(reason) => {
-            return Ready::Plain {
-                reason,
-                after_syn: false,
-            }
+            // A diverted connection's SYN carried ENO: with no outcome, an Init1 from the
+            // client must not reach the service as data.
+            let after_syn = direction == Direction::Incoming && shared.bpf.is_some();
+            return Ready::Plain { reason, after_syn };
         }
     };
     let (role, tep) = (negotiated.role, negotiated.tep);
@@ -956,7 +1107,7 @@ async fn serve_pair(shared: Arc<Shared>, mut pair: Pair, direction: Direction) {
     let mandatory = shared.config.mandatory(dst);
     let ready = match pair.ready.take() {
         Some(ready) => ready,
-        None => prepare(&shared, pair.key, &pair.net).await,
+        None => prepare(&shared, pair.key, &pair.net, direction).await,
     };
     let error = match ready {
         Ready::Plain { reason, after_syn } => {

@@ -24,6 +24,15 @@
 //! queue leaves first). `connbytes` still bounds every queue rule, in case a negotiation
 //! never settles.
 //!
+//! On the BPF option path (`--option-path bpf`, [`crate::config::OptionPath`]) the kernel
+//! writes the ENO options of the daemon's own connections itself (`tcpcrypt_sys::bpf`), so
+//! fewer segments are queued: the application's SYN (`app_syn`) and the server's SYN
+//! (`server_syn`), which need a decision before they go on, and the client upstream's SYN-ACK
+//! (`eno_in`, matched by `--tcp-flags SYN,ACK SYN,ACK`), which the core must check before the
+//! kernel's ACK says whether ENO was accepted. The `eno_out` queue and the server's `eno_in`
+//! have no rules, and no chain has the settled-mark pair: three queued segments per connection
+//! instead of about nine.
+//!
 //! The one exception to fail-open is the mandatory policy: a SYN to a mandatory port or address
 //! that no live daemon marked (it let it go direct, or it is dead: SIGKILL leaves the rules in
 //! place and every queue then bypasses) is refused by a plain REJECT rule, so a dead daemon
@@ -83,7 +92,7 @@
 
 use tcpcrypt_sys::rules::{Family, Hook, RuleSet, Table};
 
-use crate::config::Config;
+use crate::config::{Config, OptionPath};
 
 /// One chain of the plan.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -188,18 +197,24 @@ impl Plan {
     fn client(&mut self, c: &Config, family: Family) {
         let m = &c.marks;
         let q = &c.queues;
-        let mut mout = vec![
-            save_settled(m.settled),
-            skip_settled(m.settled),
+        let bpf = c.option_path == OptionPath::Bpf;
+        let mut mout = settled_rules(c);
+        mout.push(
             args(&["-p", "tcp"])
                 .mark(m.upstream)
                 .then(&["-j", "CONNMARK"])
                 .set(m.upstream),
-            args(&["-p", "tcp"])
-                .mark(m.upstream)
-                .not_connmark(m.settled)
-                .connbytes("1:6", "original")
-                .queue(q.eno_out),
+        );
+        if !bpf {
+            mout.push(
+                args(&["-p", "tcp"])
+                    .mark(m.upstream)
+                    .not_connmark(m.settled)
+                    .connbytes("1:6", "original")
+                    .queue(q.eno_out),
+            );
+        }
+        mout.extend([
             args(&[]).mark(m.upstream).then(&["-j", "RETURN"]),
             args(&[]).mark(m.service).then(&["-j", "RETURN"]),
             // Plain retries go direct: no ENO (not queued), not redirected (no R mark). The
@@ -216,24 +231,31 @@ impl Plan {
             args(&["-o", "lo", "-j", "RETURN"]),
             // Below, only new connections' SYNs matter.
             args(&["-p", "tcp", "!", "--syn", "-j", "RETURN"]),
-        ];
+        ]);
         mout.extend(excluded(c));
         mout.push(args(&["-p", "tcp", "--syn"]).queue(q.app_syn));
         self.chain(family, Table::Mangle, Hook::Output, "C_MOUT", mout);
-        let mpre = vec![
-            save_settled(m.settled),
-            skip_settled(m.settled),
+        let mut mpre = settled_rules(c);
+        mpre.push(if bpf {
+            // The upstream's SYN-ACK only: the daemon checks it before the kernel's ACK, whose
+            // `45 02` (or its absence) the BPF program then writes.
+            args(&["-p", "tcp", "--tcp-flags", "SYN,ACK", "SYN,ACK"])
+                .connmark(m.upstream)
+                .queue(q.eno_in)
+        } else {
             args(&["-p", "tcp"])
                 .connmark(m.upstream)
                 .not_connmark(m.settled)
                 .connbytes("1:4", "reply")
-                .queue(q.eno_in),
-            // Only the SYN: the listener's SYN-ACK to the application carries the mark too,
-            // and TPROXY would find the application's own socket and drop it (recipe 1c).
+                .queue(q.eno_in)
+        });
+        // Only the SYN: the listener's SYN-ACK to the application carries the mark too, and
+        // TPROXY would find the application's own socket and drop it (recipe 1c).
+        mpre.push(
             args(&["-i", "lo", "-p", "tcp", "--syn"])
                 .mark(m.redirect)
                 .tproxy(c.client_port, family),
-        ];
+        );
         self.chain(family, Table::Mangle, Hook::Prerouting, "C_MPRE", mpre);
         let mut fout = vec![
             // The verdict's mark, for the connection's later segments (C_MOUT).
@@ -287,9 +309,9 @@ impl Plan {
         rpre.push(args(&["-p", "tcp", "--syn"]).queue(q.server_syn));
         self.chain(family, Table::Raw, Hook::Prerouting, "S_RPRE", rpre);
         let tproxy_mark = mask(m.tproxy);
-        let mpre = vec![
-            save_settled(m.settled),
-            skip_settled(m.settled),
+        let bpf = c.option_path == OptionPath::Bpf;
+        let mut mpre = settled_rules(c);
+        mpre.extend([
             args(&["-p", "tcp"])
                 .mark(m.divert)
                 .then(&["-j", "CONNMARK"])
@@ -298,14 +320,18 @@ impl Plan {
                 .mark(m.divert)
                 .tproxy(c.server_port, family)
                 .then(&["--tproxy-mark", &tproxy_mark]),
-            args(&["-p", "tcp", "!", "--syn"])
-                .connmark(m.divert)
-                .not_connmark(m.settled)
-                .connbytes("2:5", "original")
-                .queue(q.eno_in),
-        ];
+        ]);
+        if !bpf {
+            mpre.push(
+                args(&["-p", "tcp", "!", "--syn"])
+                    .connmark(m.divert)
+                    .not_connmark(m.settled)
+                    .connbytes("2:5", "original")
+                    .queue(q.eno_in),
+            );
+        }
         self.chain(family, Table::Mangle, Hook::Prerouting, "S_MPRE", mpre);
-        let mout = vec![
+        let mut mout = vec![
             args(&[])
                 .connmark(m.service)
                 .then(&["-j", "MARK"])
@@ -314,14 +340,17 @@ impl Plan {
                 .mark(m.service)
                 .then(&["-j", "CONNMARK"])
                 .set(m.service),
-            save_settled(m.settled),
-            skip_settled(m.settled),
-            args(&["-p", "tcp"])
-                .connmark(m.divert)
-                .not_connmark(m.settled)
-                .connbytes("1:4", "reply")
-                .queue(q.eno_out),
         ];
+        mout.extend(settled_rules(c));
+        if !bpf {
+            mout.push(
+                args(&["-p", "tcp"])
+                    .connmark(m.divert)
+                    .not_connmark(m.settled)
+                    .connbytes("1:4", "reply")
+                    .queue(q.eno_out),
+            );
+        }
         self.chain(family, Table::Mangle, Hook::Output, "S_MOUT", mout);
         let mut fin = vec![reject(m.reject)];
         let refuse = mandatory_rejects(c, family);
@@ -420,6 +449,16 @@ impl Rule {
         let n = num.to_string();
         self.then(&["-j", "NFQUEUE", "--queue-num", &n, "--queue-bypass"])
     }
+}
+
+/// The settled-mark pair ([`save_settled`], [`skip_settled`]) that opens each chain with a
+/// queue for established segments; none on the BPF option path, which queues no established
+/// segment (and so never repeats one with the settled mark).
+fn settled_rules(c: &Config) -> Vec<Rule> {
+    if c.option_path == OptionPath::Bpf {
+        return Vec::new();
+    }
+    vec![save_settled(c.marks.settled), skip_settled(c.marks.settled)]
 }
 
 /// The first rule of each chain with a queue for established segments: a segment that comes
@@ -615,6 +654,41 @@ mod tests {
             plain.unwrap() < syn.unwrap(),
             "plain retries skip the SYN queue"
         );
+    }
+
+    #[test]
+    fn the_bpf_option_path_queues_only_syns_and_the_upstream_syn_ack() {
+        let plan = Plan::new(&config(&["--option-path", "bpf"]));
+        let text = plan.render("T_");
+        let queued: Vec<&str> = text.lines().filter(|l| l.contains("NFQUEUE")).collect();
+        // Per family: the application SYN, the upstream SYN-ACK, the server SYN.
+        assert_eq!(queued.len(), 6, "{queued:#?}");
+        for line in &queued {
+            assert!(line.contains("--syn") || line.contains("--tcp-flags SYN,ACK SYN,ACK"));
+            assert!(!line.contains("connbytes"), "{line}");
+        }
+        assert!(text.contains(
+            "iptables -t mangle -A T_C_MPRE -p tcp --tcp-flags SYN,ACK SYN,ACK -m connmark \
+             --mark 0x1/0x1 -j NFQUEUE --queue-num 4752 --queue-bypass"
+        ));
+        // Nothing is repeated with the settled mark, so no chain looks for it.
+        assert!(!text.contains("0x80/0x80"), "{text}");
+        // The rest of the plan is the NFQUEUE path's: same chains, rules, routes.
+        let nfqueue = Plan::new(&config(&["--option-path", "nfqueue"]));
+        assert_eq!(plan.chains.len(), nfqueue.chains.len());
+        assert_eq!(
+            (&plan.ip_rules, &plan.routes),
+            (&nfqueue.ip_rules, &nfqueue.routes)
+        );
+        let others = |p: &Plan| -> Vec<String> {
+            p.render("T_")
+                .lines()
+                .filter(|l| !l.contains("NFQUEUE --queue-num 475") || l.contains("--syn"))
+                .filter(|l| !l.contains("0x80/0x80"))
+                .map(str::to_owned)
+                .collect()
+        };
+        assert_eq!(others(&plan), others(&nfqueue));
     }
 
     #[test]

@@ -186,10 +186,39 @@ pub struct SynPath {
     holds: HashMap<ConnKey, (Hold, Instant, u32)>,
     /// Outcomes not yet taken by the proxy.
     outcomes: HashMap<ConnKey, (Outcome, Instant)>,
+    /// BPF option path: active negotiations by socket cookie, from just before their
+    /// `connect()` until their SYN-ACK names their connection ([`SynPath::start_active`]).
+    pending: HashMap<u64, Flow>,
     cache: ResumeCache<IpAddr>,
     /// When a server SYN next runs [`expire`](Self::expire).
     next_expire: Option<Instant>,
 }
+
+/// The option area Linux builds for the daemon's SYNs and SYN-ACKs (MSS; SACK permitted with
+/// timestamps; NOP, window scale: 20 of the 40 bytes), which the BPF option path's ENO option
+/// follows; the core sizes ENO for the space left (RFC 8547 §4.6 "no option space").
+const KERNEL_SYN_OPTIONS: &[u8] = &[
+    2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0, 1, 3, 3, 7,
+];
+
+/// The option area of its ACKs: NOP, NOP, timestamps.
+const KERNEL_ACK_OPTIONS: &[u8] = &[1, 1, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0];
+
+const SYN: SegmentFlags = SegmentFlags {
+    syn: true,
+    ack: false,
+    payload: false,
+};
+const SYN_ACK: SegmentFlags = SegmentFlags {
+    syn: true,
+    ack: true,
+    payload: false,
+};
+const ACK: SegmentFlags = SegmentFlags {
+    syn: false,
+    ack: true,
+    payload: false,
+};
 
 /// How often the server SYN path drops expired entries.
 const EXPIRE_EVERY: Duration = Duration::from_secs(1);
@@ -210,6 +239,7 @@ impl SynPath {
             flows: HashMap::new(),
             holds: HashMap::new(),
             outcomes: HashMap::new(),
+            pending: HashMap::new(),
             cache: ResumeCache::new(CacheConfig::default()),
             next_expire: None,
         }
@@ -385,6 +415,116 @@ impl SynPath {
         Handled::new(decision, ready, self.settle(key))
     }
 
+    // -----------------------------------------------------------------------------------------
+    // The BPF option path (`tcpcrypt_sys::bpf`): the kernel writes the options decided here into
+    // the segments as it builds them, so the segments themselves are not seen. The calls below
+    // stand for them, with the option area the kernel builds (`KERNEL_SYN_OPTIONS`,
+    // `KERNEL_ACK_OPTIONS`) to size ENO by. The program's records close the loop: a SYN with
+    // no room for the option leaves without it and the peer falls back (§4.6), and so do we
+    // when its SYN-ACK comes without ENO.
+
+    /// Client side: the daemon's upstream socket `cookie` is about to connect to `remote`.
+    /// Starts its negotiation and returns the SYN-form option its SYN (and every
+    /// retransmission) carries: empty if ENO gave up at once (no option fits), the outcome then
+    /// being plain at the SYN-ACK; `None` when the table is full: the upstream goes without
+    /// ENO, untracked, as on the NFQUEUE path.
+    pub fn start_active(
+        &mut self,
+        cookie: u64,
+        remote: SocketAddr,
+        now: Instant,
+    ) -> Option<Vec<u8>> {
+        if self.pending.len() >= self.limits.max_flows {
+            self.expire(now);
+            if self.pending.len() >= self.limits.max_flows {
+                return None;
+            }
+        }
+        let offer = if self.eno.offer_resumption() {
+            self.cache.take_offer(&remote.ip(), now)
+        } else {
+            None
+        };
+        let mut neg = Negotiation::active(self.eno.clone(), offer, self.rng.as_mut());
+        let option = neg
+            .on_send(SYN, KERNEL_SYN_OPTIONS)
+            .map(|o| o.as_bytes().to_vec())
+            .unwrap_or_default();
+        self.pending.insert(
+            cookie,
+            Flow {
+                neg,
+                created: now,
+                reported: false,
+                isn: 0,
+            },
+        );
+        Some(option)
+    }
+
+    /// Client side: the SYN-ACK of an upstream (raw PREROUTING), held while this runs. `cookie`
+    /// names the upstream's socket from the connection's key (the BPF program's record).
+    /// Checks the SYN-ACK (§4.6) and returns, besides the usual [`Handled`], the connection
+    /// (if it is a tracked upstream) and whether the kernel's ACK and the segments after it
+    /// carry `45 02`: then host A has sent an ACK with
+    /// ENO and, the SYN-ACK being one received, ENO is enabled (§4.6) and the outcome ready.
+    /// Nothing later of the connection is seen here, so its entries go at once.
+    pub fn on_upstream_syn_ack(
+        &mut self,
+        bytes: &[u8],
+        cookie: impl FnOnce(ConnKey) -> Option<u64>,
+        now: Instant,
+    ) -> (Handled, Option<(ConnKey, bool)>) {
+        let Some((key, flags, _)) = parse(bytes, Dir::In) else {
+            return (Handled::untracked(false), None);
+        };
+        if !self.flows.contains_key(&key) {
+            let Some(flow) = cookie(key).and_then(|c| self.pending.remove(&c)) else {
+                // A retransmitted SYN-ACK, or an upstream started without ENO.
+                return (Handled::untracked(false), None);
+            };
+            self.flows.insert(key, flow);
+        }
+        let mut handled = self.on_inbound(bytes, now);
+        let Some(flow) = self.flows.get_mut(&key) else {
+            return (handled, Some((key, false)));
+        };
+        let ack_eno = flags.syn
+            && flags.ack
+            && flow.neg.state() == State::Pending
+            && flow.neg.on_send(ACK, KERNEL_ACK_OPTIONS).is_some();
+        handled.ready = handled.ready.or(self.report(key, now));
+        self.flows.remove(&key);
+        self.holds.remove(&key);
+        (handled, Some((key, ack_eno)))
+    }
+
+    /// Server side: the SYN-ACK option of the diverted connection `key` (its SYN was just
+    /// [`on_server_syn`](Self::on_server_syn)'s `Divert`), for the kernel to write.
+    pub fn syn_ack_option(&mut self, key: ConnKey) -> Option<Vec<u8>> {
+        let flow = self.flows.get_mut(&key)?;
+        let option = flow.neg.on_send(SYN_ACK, KERNEL_SYN_OPTIONS)?;
+        Some(option.as_bytes().to_vec())
+    }
+
+    /// Server side: the segment that completed `key`'s handshake, as the BPF program recorded
+    /// it (its flags, whether it had payload, its ENO option whole or empty). Returns the
+    /// negotiation's outcome; the entries go.
+    pub fn on_passive_established(
+        &mut self,
+        key: ConnKey,
+        flags: SegmentFlags,
+        eno_option: &[u8],
+        now: Instant,
+    ) -> Option<Outcome> {
+        let flow = self.flows.get_mut(&key)?;
+        let _ = flow.neg.on_receive(flags, eno_option);
+        self.report(key, now);
+        self.flows.remove(&key);
+        self.holds.remove(&key);
+        self.take_outcome(&key)
+    }
+
     /// Forgets `key`'s negotiation and held SYN once the negotiation is settled (its outcome
     /// was stored by [`report`](Self::report) first): the connection is established on this
     /// host, so no SYN of it can be retransmitted, and the kernel stops queueing its segments.
@@ -448,6 +588,7 @@ impl SynPath {
         self.flows.retain(|_, f| live(f.created));
         self.holds.retain(|_, (_, t, _)| live(*t));
         self.outcomes.retain(|_, (_, t)| live(*t));
+        self.pending.retain(|_, f| live(f.created));
         self.cache.purge_expired(now);
     }
 

@@ -169,6 +169,11 @@ pub struct Policy {
     /// connection's secret is written there); absent when off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keylog: Option<String>,
+    /// Who writes and reads the ENO options of the daemon's own connections: `bpf` (a
+    /// sock_ops program in the kernel) or `nfqueue` (each handshake segment queued to the
+    /// daemon); absent from daemons that do not say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub option_path: Option<String>,
 }
 
 /// Counters since the daemon started.

@@ -28,6 +28,7 @@ fn sample_status() -> Status {
             aeads: vec![aead_name(AeadId::AES_128_GCM)],
             resumption: true,
             keylog: Some("/root/keys.log".into()),
+            option_path: Some("bpf".into()),
         },
         counters: Counters {
             connections_encrypted: 10,
