@@ -1288,7 +1288,7 @@ mod tests {
     #[tokio::test]
     async fn listeners_rebind_over_time_wait_but_never_twice() {
         use tokio::io::AsyncReadExt;
-        let first = listen("127.0.0.1:0".parse().unwrap(), false).unwrap();
+        let first = listen("127.0.0.1:0".parse().unwrap(), false, None).unwrap();
         let addr = first.local_addr().unwrap();
         let mut client = TcpStream::connect(addr).await.unwrap();
         let (server_side, _) = first.accept().await.unwrap();
@@ -1299,10 +1299,10 @@ mod tests {
         drop(client);
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(
-            matches!(listen(addr, false), Err(DaemonError::Listen { .. })),
+            matches!(listen(addr, false, None), Err(DaemonError::Listen { .. })),
             "a second live listener on the same port must be refused"
         );
         drop(first);
-        listen(addr, false).expect("rebinding over TIME_WAIT must work");
+        listen(addr, false, None).expect("rebinding over TIME_WAIT must work");
     }
 }

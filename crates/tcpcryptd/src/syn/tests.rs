@@ -525,3 +525,163 @@ fn server_syns_expire_entries_once_a_second_or_when_a_table_is_full() {
     assert!(diverted(b.on_server_syn(&syn_from(50004), later)));
     assert_eq!(b.flow_count(), 1, "the expired entry was dropped");
 }
+
+/// The kernel's options with `option` added as `bpf_store_hdr_opt` does: NOP-padded to
+/// 32-bit words.
+fn kernel_options(kernel: &[u8], option: &[u8]) -> Vec<u8> {
+    let mut area = [kernel, option].concat();
+    while area.len() % 4 != 0 {
+        area.push(1);
+    }
+    area
+}
+
+/// The BPF option path's handshake: the kernel writes the options (here: the test puts them
+/// into the packets), the core decides them through `start_active`, `syn_ack_option`,
+/// `on_upstream_syn_ack` and `on_passive_established`. `b_syn_ack_eno`: whether B's SYN-ACK
+/// carries its option (false: a middlebox stripped it); `a_ack_eno`: whether A's ACK carries
+/// `45 02` as far as B is concerned (false: stripped after the SYN).
+fn kernel_handshake(v6: bool, b_syn_ack_eno: bool, a_ack_eno: bool) -> (Outcome, Outcome, bool) {
+    let (mut a, mut b) = (path(), path());
+    let now = Instant::now();
+    let (ca, sb) = addrs(v6);
+    let key_a = ConnKey {
+        local: ca,
+        remote: sb,
+    };
+    let key_b = ConnKey {
+        local: sb,
+        remote: ca,
+    };
+    const COOKIE: u64 = 77;
+    let syn_option = a.start_active(COOKIE, sb, now).expect("room in the table");
+    assert!(
+        syn_option.len() > 2 && syn_option[0] == 69,
+        "{syn_option:?}"
+    );
+    assert!(
+        syn_option.len() <= 40 - SYN_OPTIONS.len(),
+        "fits after the kernel's options"
+    );
+    let syn = packet(ca, sb, SYN, &kernel_options(&SYN_OPTIONS, &syn_option), &[]);
+    let ServerSyn::Divert { key, replace: None } = b.on_server_syn(&syn, now) else {
+        panic!("an ENO SYN is diverted")
+    };
+    assert_eq!(key, key_b);
+    b.decide(key, Some(0x10), true, now);
+    let syn_ack_option = b.syn_ack_option(key_b).expect("B answers with ENO");
+    assert_eq!(
+        syn_ack_option[2] & 0x01,
+        0x01,
+        "B's global suboption has b = 1"
+    );
+    let options = if b_syn_ack_eno {
+        kernel_options(&SYN_OPTIONS, &syn_ack_option)
+    } else {
+        SYN_OPTIONS.to_vec()
+    };
+    let syn_ack = packet(sb, ca, SYN | ACK, &options, &[]);
+    let mut asked = None;
+    let (handled, ack) = a.on_upstream_syn_ack(
+        &syn_ack,
+        |k| {
+            asked = Some(k);
+            Some(COOKIE)
+        },
+        now,
+    );
+    assert_eq!(
+        asked,
+        Some(key_a),
+        "the cookie is looked up by the connection's key"
+    );
+    assert_eq!(handled.decision, Decision::Accept);
+    assert_eq!(
+        handled.ready,
+        Some(key_a),
+        "A's outcome is ready at the SYN-ACK"
+    );
+    let (ack_key, ack_eno) = ack.expect("a tracked upstream");
+    assert_eq!(ack_key, key_a);
+    assert_eq!(
+        a.flow_count(),
+        0,
+        "A's entries go: the kernel does the rest"
+    );
+    // A retransmitted SYN-ACK is not tracked any more.
+    let (again, none) = a.on_upstream_syn_ack(&syn_ack, |_| Some(COOKIE), now);
+    assert_eq!(
+        (again.decision, again.ready, none),
+        (Decision::Accept, None, None)
+    );
+    let ack_option: &[u8] = if ack_eno && a_ack_eno { &[69, 2] } else { &[] };
+    let flags = SegmentFlags {
+        syn: false,
+        ack: true,
+        payload: false,
+    };
+    let ob = b
+        .on_passive_established(key_b, flags, ack_option, now)
+        .expect("B's outcome from the completing ACK");
+    assert_eq!(b.flow_count(), 0);
+    assert!(b
+        .on_passive_established(key_b, flags, ack_option, now)
+        .is_none());
+    let oa = a.take_outcome(&key_a).expect("A decided");
+    (oa, ob, ack_eno)
+}
+
+#[test]
+fn the_kernel_option_path_enables_with_equal_transcripts() {
+    for v6 in [false, true] {
+        let (oa, ob, ack_eno) = kernel_handshake(v6, true, true);
+        assert!(ack_eno, "A's ACK carries 45 02");
+        let (Outcome::Enabled(na), Outcome::Enabled(nb)) = (oa, ob) else {
+            panic!("both enabled (v6 = {v6})")
+        };
+        assert_eq!(na.transcript, nb.transcript);
+        assert_ne!(na.role, nb.role);
+    }
+}
+
+#[test]
+fn the_kernel_option_path_falls_back_on_both_ends() {
+    // No ENO in the SYN-ACK: A sends no 45 02 (RFC 8547 §4.6) and both go plain.
+    let (oa, ob, ack_eno) = kernel_handshake(false, false, true);
+    assert!(!ack_eno);
+    assert!(
+        matches!(oa, Outcome::Plain(FallbackReason::MissingEno)),
+        "{oa:?}"
+    );
+    assert!(
+        matches!(ob, Outcome::Plain(FallbackReason::MissingEno)),
+        "{ob:?}"
+    );
+    // ENO stripped from A's ACK only: A enabled, B falls back (the type-2 case the daemon
+    // answers by refusing Init1).
+    let (oa, ob, _) = kernel_handshake(false, true, false);
+    assert!(matches!(oa, Outcome::Enabled(_)));
+    assert!(
+        matches!(ob, Outcome::Plain(FallbackReason::MissingEno)),
+        "{ob:?}"
+    );
+}
+
+#[test]
+fn pending_active_opens_are_bounded_and_expire() {
+    let limits = Limits {
+        max_flows: 2,
+        ttl: Duration::from_secs(60),
+    };
+    let mut a = path_with(limits, "");
+    let now = Instant::now();
+    let (_, sb) = addrs(false);
+    assert!(a.start_active(1, sb, now).is_some());
+    assert!(a.start_active(2, sb, now).is_some());
+    assert!(a.start_active(3, sb, now).is_none(), "full");
+    let later = now + Duration::from_secs(61);
+    assert!(
+        a.start_active(3, sb, later).is_some(),
+        "expired entries make room"
+    );
+}
