@@ -218,3 +218,15 @@ fn leaves_other_connections_alone() {
     })
     .unwrap();
 }
+
+#[test]
+fn syn_cookies_keep_the_syn_ack_option_and_the_ack_record() {
+    let ns = common::netns();
+    ns.run(|| {
+        common::sh(&["ip", "link", "set", "lo", "up"]);
+        // 2: every SYN is answered with a cookie, as under a SYN flood.
+        common::sh(&["sysctl", "-q", "-w", "net.ipv4.tcp_syncookies=2"]);
+        run("127.0.0.1:40021".parse().unwrap(), "127.0.0.1:40022".parse().unwrap());
+    })
+    .unwrap();
+}

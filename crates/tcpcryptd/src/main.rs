@@ -38,6 +38,12 @@ fn run() -> anyhow::Result<()> {
         .init();
     let config = cli.load().context("configuration")?;
     if cli.print_rules {
+        if config.option_path == tcpcryptd::config::OptionPath::Auto {
+            println!(
+                "# --option-path auto: these are the nfqueue path's rules; where the BPF program \
+                 loads, the daemon installs those of --option-path bpf instead"
+            );
+        }
         let plan = tcpcryptd::rules::Plan::new(&config);
         print!("{}", plan.render(&config.chain_prefix));
         return Ok(());
