@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 //
 // The kernel half of tcpcryptd's BPF option path: a sock_ops program that writes the TCP-ENO
-// options (RFC 8547 §4.1, §4.6) the daemon decided into its own connections' segments, and
-// copies the ENO option of a passive connection's first ACK back to it, so that no segment of
-// those connections has to go through NFQUEUE for its options.
+// options (RFC 8547 §4.1, §4.6) the daemon decided into its upstream connections' segments, and
+// copies the ENO option of a passive connection's first ACK back to it, so that none of those
+// segments has to go through NFQUEUE.
 //
 // The program decides nothing about ENO. The daemon's sans-IO core (`Negotiation`) chooses every
-// byte and puts it in the `conns` map before the segment that carries it is built; this program
-// only copies bytes between that map and the segments:
+// byte and puts it in the maps before the segment that carries it is built; this program only
+// copies bytes between the maps and the segments:
 //
 //   active open (the daemon's upstream socket)
 //     daemon: connecting[cookie] = { syn_opt }            before connect()
@@ -17,12 +17,12 @@
 //     HDR_OPT_LEN/WRITE   non-SYN: `45 02` while ack_eno, until a non-SYN segment arrives (§4.6)
 //     PARSE_HDR_OPT_CB    non-SYN segment received: duty over, entry and callbacks gone
 //   passive open (a connection the daemon's TPROXY listener accepts)
-//     daemon: connecting[listener cookie] = {}            before listen()
-//     TCP_LISTEN_CB       turns the header callbacks on for the listener
-//     daemon: conns[tuple] = { syn_opt }                   while the SYN is held in NFQUEUE
-//     HDR_OPT_LEN/WRITE   SYN-ACK: syn_opt
+//     daemon: conns[tuple] = {}                            while the SYN is held in NFQUEUE
+//     (the SYN-ACK goes through NFQUEUE: the kernel's own options leave 20 bytes, padding
+//      included, and a resumption answer needs 21, which only a rewrite of the whole option
+//      area makes room for)
 //     PASSIVE_ESTABLISHED the segment that completed the handshake: its ENO option (if any)
-//                         into peer_opt, callbacks off; the daemon reads it after accept()
+//                         into peer_opt; the daemon reads it after accept()
 //
 // Only sockets in the daemon's network namespace are touched (several daemons may share a
 // cgroup, as in tests): `netns_cookie` is set by the loader.
@@ -41,7 +41,7 @@
 #define TH_SYN 0x02
 
 // conn.state bits, set here, read by the daemon (tcpcrypt-sys `bpf.rs` mirrors them).
-#define ST_SYN_WRITTEN 0x01    // a SYN or SYN-ACK left with syn_opt
+#define ST_SYN_WRITTEN 0x01    // a SYN left with syn_opt
 #define ST_SYN_NO_ROOM 0x02    // ...or could not: no option space (it left without ENO)
 #define ST_ACK_WRITTEN 0x04    // a non-SYN segment left with `45 02`
 #define ST_ACK_NO_ROOM 0x08    // ...or could not
@@ -141,8 +141,9 @@ static __always_inline int on_opt_len(struct bpf_sock_ops *skops)
 	if (len == 0 || len > MAX_OPT)
 		return 1;
 	if (bpf_reserve_hdr_opt(skops, len, 0)) {
-		// Not enough option space: the segment goes without ENO. The daemon sees the bit; for
-		// a SYN the peer then falls back too (§4.6), so both ends agree.
+		// Not enough option space (the daemon sizes the options for the room the kernel
+		// leaves, so this is not expected): the segment goes without ENO. For a SYN the peer
+		// then falls back, and so does the daemon at the SYN-ACK without ENO (§4.6).
 		if (skops->skb_tcp_flags & TH_SYN)
 			c->state |= ST_SYN_NO_ROOM;
 		else if (skops->args[0] != BPF_WRITE_HDR_TCP_CURRENT_MSS)
@@ -196,18 +197,6 @@ static __always_inline int on_connect(struct bpf_sock_ops *skops)
 	return 1;
 }
 
-static __always_inline int on_listen(struct bpf_sock_ops *skops)
-{
-	__u64 cookie = bpf_get_socket_cookie(skops);
-
-	if (!bpf_map_lookup_elem(&connecting, &cookie))
-		return 1;
-	// Children inherit the flags; PASSIVE_ESTABLISHED turns theirs off.
-	bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
-	bpf_map_delete_elem(&connecting, &cookie);
-	return 1;
-}
-
 // Active side: a segment received after the handshake. A non-SYN one ends the duty to send
 // ENO (§4.6).
 static __always_inline int on_parse(struct bpf_sock_ops *skops)
@@ -240,7 +229,6 @@ static __always_inline int on_passive_established(struct bpf_sock_ops *skops)
 	struct conn *c;
 	long n;
 
-	callbacks(skops, 0);
 	if (key_of(skops, &key))
 		return 1;
 	c = bpf_map_lookup_elem(&conns, &key);
@@ -267,8 +255,6 @@ int eno_options(struct bpf_sock_ops *skops)
 	switch (skops->op) {
 	case BPF_SOCK_OPS_TCP_CONNECT_CB:
 		return on_connect(skops);
-	case BPF_SOCK_OPS_TCP_LISTEN_CB:
-		return on_listen(skops);
 	case BPF_SOCK_OPS_HDR_OPT_LEN_CB:
 		return on_opt_len(skops);
 	case BPF_SOCK_OPS_WRITE_HDR_OPT_CB:

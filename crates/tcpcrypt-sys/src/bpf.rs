@@ -1,8 +1,13 @@
 //! The BPF option path: a sock_ops program (`bpf/eno_options.bpf.c`, built by `build.rs`)
-//! that writes the TCP-ENO options the daemon decided into its own connections' segments and
-//! reads the option of a passive connection's completing ACK (RFC 8547 §4.1, §4.6), so that
-//! those segments need no NFQUEUE round trip. The program decides nothing: every byte it writes
-//! comes from [`EnoOptions`]' maps, filled by the daemon from the sans-IO core.
+//! that writes the TCP-ENO options the daemon decided into its upstream connections' segments
+//! (the SYN's, then `45 02` until a non-SYN segment arrives) and reads the option of a passive
+//! connection's completing ACK (RFC 8547 §4.1, §4.6), so that those segments need no NFQUEUE
+//! round trip. The program decides nothing: every byte it writes comes from [`EnoOptions`]'
+//! maps, filled by the daemon from the sans-IO core.
+//!
+//! It writes no SYN-ACK: the room Linux leaves after its own SYN-ACK options is 20 bytes,
+//! padding included, and a resumption answer needs 21 (digest §3.7), which only a rewrite of
+//! the whole option area (NFQUEUE) makes room for.
 //!
 //! The kernel facilities (Linux ≥ 5.10): `BPF_SOCK_OPS_HDR_OPT_LEN_CB` /
 //! `BPF_SOCK_OPS_WRITE_HDR_OPT_CB` with `bpf_reserve_hdr_opt` / `bpf_store_hdr_opt`,
@@ -24,11 +29,18 @@ use aya::{Ebpf, EbpfLoader, Pod};
 /// Longest TCP option (the whole option space).
 pub const MAX_OPTION: usize = 40;
 
+/// The room Linux leaves in a SYN after its own options (MSS, SACK permitted with timestamps,
+/// NOP and window scale: 20 bytes, padding included), into which the program writes.
+pub const SYN_ROOM: usize = 20;
+
+/// The room it leaves in a non-SYN segment (NOP, NOP, timestamps), SACK blocks aside.
+pub const ACK_ROOM: usize = 28;
+
 /// `conn.state` bits set by the program (`ST_*` in the C source).
 pub mod state {
-    /// A SYN or SYN-ACK left with the SYN-form option.
+    /// A SYN left with the SYN-form option.
     pub const SYN_WRITTEN: u8 = 0x01;
-    /// A SYN or SYN-ACK had no room for it and left without ENO.
+    /// A SYN had no room for it and left without ENO.
     pub const SYN_NO_ROOM: u8 = 0x02;
     /// A non-SYN segment left with `45 02`.
     pub const ACK_WRITTEN: u8 = 0x04;
@@ -176,8 +188,7 @@ static OBJECT: &[u8] = &[];
 
 /// The loaded and attached program with its two maps. Dropping it detaches the program.
 pub struct EnoOptions {
-    /// Active opens by socket cookie, until their `connect()` moves them to `conns`; and the
-    /// listeners whose SYN-ACKs the program writes.
+    /// Active opens by socket cookie, until their `connect()` moves them to `conns`.
     connecting: HashMap<MapData, u64, Conn>,
     /// Connections by (local, remote).
     conns: HashMap<MapData, ConnKey, Conn>,
@@ -258,30 +269,16 @@ impl EnoOptions {
         let _ = self.connecting.remove(&cookie);
     }
 
-    /// Passive opens: `listener` (not yet listening) gets its SYN-ACKs written from
-    /// [`set_syn_option`](Self::set_syn_option) entries.
-    pub fn expect_listen(&mut self, listener: &impl AsFd) -> Result<(), BpfError> {
-        let cookie = cookie_of(listener)?;
-        self.connecting
-            .insert(cookie, Conn::default(), 0)
-            .map_err(|source| BpfError::Map {
-                map: "connecting",
-                source,
-            })
-    }
-
-    /// Passive open of (local, remote): its SYN-ACK carries `option` (set while its SYN is
-    /// held, before the SYN-ACK exists).
-    pub fn set_syn_option(
+    /// Passive open of (local, remote), its SYN held: the program records the ENO option of
+    /// the segment that completes its handshake ([`record`](Self::record), once
+    /// [`state::ESTABLISHED`]).
+    pub fn expect_passive(
         &mut self,
         local: SocketAddr,
         remote: SocketAddr,
-        option: &[u8],
     ) -> Result<(), BpfError> {
-        let mut conn = Conn::default();
-        set_option(&mut conn.syn_opt, &mut conn.syn_len, option)?;
         self.conns
-            .insert(ConnKey::new(local, remote), conn, 0)
+            .insert(ConnKey::new(local, remote), Conn::default(), 0)
             .map_err(|source| BpfError::Map {
                 map: "conns",
                 source,

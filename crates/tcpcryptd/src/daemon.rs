@@ -275,8 +275,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     if let Some(bytes) = config.rekey_after_bytes {
         warn!("rekey_after_bytes = {bytes}: a debugging setting, not for production");
     }
-    // Before the listeners: the program must see the server listeners' listen().
-    let (config, mut bpf) = option_path(config)?;
+    let (config, bpf) = option_path(config)?;
     let families = if config.ipv6 {
         vec![
             IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -289,11 +288,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let mut server_listeners = Vec::new();
     for &ip in &families {
         if config.client {
-            client_listeners.push(listen(SocketAddr::new(ip, config.client_port), true, None)?);
+            client_listeners.push(listen(SocketAddr::new(ip, config.client_port), true)?);
         }
         if config.server {
-            let addr = SocketAddr::new(ip, config.server_port);
-            server_listeners.push(listen(addr, true, bpf.as_mut())?);
+            server_listeners.push(listen(SocketAddr::new(ip, config.server_port), true)?);
         }
     }
     let mut queues = Vec::new();
@@ -301,7 +299,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     if config.client {
         queues.push((QueueKind::AppSyn, open_queue(q.app_syn)?));
     }
-    if bpf.is_none() {
+    // On the BPF path only the server's SYN-ACKs use it.
+    if bpf.is_none() || config.server {
         queues.push((QueueKind::EnoOut, open_queue(q.eno_out)?));
     }
     queues.push((QueueKind::EnoIn, open_queue(q.eno_in)?));
@@ -418,12 +417,7 @@ async fn wait_for_signal() -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// A listener on `addr`; with `bpf`, the BPF program writes its SYN-ACKs' ENO options.
-fn listen(
-    addr: SocketAddr,
-    transparent: bool,
-    bpf: Option<&mut EnoOptions>,
-) -> Result<TcpListener, DaemonError> {
+fn listen(addr: SocketAddr, transparent: bool) -> Result<TcpListener, DaemonError> {
     let err = |source| DaemonError::Listen { addr, source };
     let socket = match addr {
         SocketAddr::V4(_) => TcpSocket::new_v4(),
@@ -448,9 +442,6 @@ fn listen(
     // second daemon with the same ports is still refused.
     socket.set_reuseaddr(true).map_err(err)?;
     socket.bind(addr).map_err(err)?;
-    if let Some(bpf) = bpf {
-        bpf.expect_listen(&socket)?;
-    }
     socket.listen(LISTEN_BACKLOG).map_err(err)
 }
 
@@ -610,7 +601,11 @@ fn handle_packet(shared: &Arc<Shared>, queue: &SharedQueue, kind: QueueKind, pac
                     match Slot::take(&shared.live, shared.config.max_connections) {
                         Some(slot) => {
                             if let Some(bpf) = &shared.bpf {
-                                set_syn_ack_option(shared, bpf, key);
+                                if let Err(e) = lock(bpf).expect_passive(key.local, key.remote) {
+                                    // No record: the connection's outcome is an error, and
+                                    // an Init1 from the client is refused.
+                                    warn!("{key:?}: {e}");
+                                }
                             }
                             let (shared, queue) = (shared.clone(), queue.clone());
                             tokio::spawn(async move {
@@ -653,18 +648,6 @@ fn upstream_syn_ack(shared: &Shared, queue: &SharedQueue, packet: &Packet, now: 
     };
     handled_verdict(queue, packet, &handled, shared.config.marks.settled);
     drop(outcome);
-}
-
-/// BPF option path, server side: the SYN-ACK option of a diverted connection, for the program
-/// to write; set while its SYN is held, so before the SYN-ACK exists.
-fn set_syn_ack_option(shared: &Shared, bpf: &Mutex<EnoOptions>, key: ConnKey) {
-    let option = lock(&shared.syn).path.syn_ack_option(key);
-    if let Some(option) = option {
-        if let Err(e) = lock(bpf).set_syn_option(key.local, key.remote, &option) {
-            // The SYN-ACK leaves without ENO: both ends fall back (§4.6).
-            warn!("{key:?}: {e}");
-        }
-    }
 }
 
 /// The application's SYN goes to a destination in the type-2 cache, and plain TCP to it is
@@ -1025,6 +1008,7 @@ fn passive_outcome(
         opts.remove(key.local, key.remote);
         record
     };
+    debug!("{key:?}: the BPF program's record {record:?}");
     let record = match record {
         Ok(Some(r)) if r.state & bpf::state::ESTABLISHED != 0 => r,
         Ok(_) => return Err("no record of the handshake from the BPF program".to_owned()),
@@ -1288,7 +1272,7 @@ mod tests {
     #[tokio::test]
     async fn listeners_rebind_over_time_wait_but_never_twice() {
         use tokio::io::AsyncReadExt;
-        let first = listen("127.0.0.1:0".parse().unwrap(), false, None).unwrap();
+        let first = listen("127.0.0.1:0".parse().unwrap(), false).unwrap();
         let addr = first.local_addr().unwrap();
         let mut client = TcpStream::connect(addr).await.unwrap();
         let (server_side, _) = first.accept().await.unwrap();
@@ -1299,10 +1283,10 @@ mod tests {
         drop(client);
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(
-            matches!(listen(addr, false, None), Err(DaemonError::Listen { .. })),
+            matches!(listen(addr, false), Err(DaemonError::Listen { .. })),
             "a second live listener on the same port must be refused"
         );
         drop(first);
-        listen(addr, false, None).expect("rebinding over TIME_WAIT must work");
+        listen(addr, false).expect("rebinding over TIME_WAIT must work");
     }
 }

@@ -25,13 +25,14 @@
 //! never settles.
 //!
 //! On the BPF option path (`--option-path bpf`, [`crate::config::OptionPath`]) the kernel
-//! writes the ENO options of the daemon's own connections itself (`tcpcrypt_sys::bpf`), so
-//! fewer segments are queued: the application's SYN (`app_syn`) and the server's SYN
-//! (`server_syn`), which need a decision before they go on, and the client upstream's SYN-ACK
-//! (`eno_in`, matched by `--tcp-flags SYN,ACK SYN,ACK`), which the core must check before the
-//! kernel's ACK says whether ENO was accepted. The `eno_out` queue and the server's `eno_in`
-//! have no rules, and no chain has the settled-mark pair: three queued segments per connection
-//! instead of about nine.
+//! writes the client upstream's ENO options and records the server's completing ACK itself
+//! (`tcpcrypt_sys::bpf`), so fewer segments are queued: the application's SYN (`app_syn`) and
+//! the server's SYN (`server_syn`), which need a decision before they go on; the client
+//! upstream's SYN-ACK (`eno_in`), which the core must check before the kernel's ACK says
+//! whether ENO was accepted; and the server's SYN-ACK (`eno_out`), whose option may need the
+//! whole option space (a resumption answer). Both SYN-ACK rules match `--tcp-flags SYN,ACK
+//! SYN,ACK`; no chain has the settled-mark pair: four queued segments per connection instead
+//! of about nine.
 //!
 //! The one exception to fail-open is the mandatory policy: a SYN to a mandatory port or address
 //! that no live daemon marked (it let it go direct, or it is dead: SIGKILL leaves the rules in
@@ -342,15 +343,18 @@ impl Plan {
                 .set(m.service),
         ];
         mout.extend(settled_rules(c));
-        if !bpf {
-            mout.push(
-                args(&["-p", "tcp"])
-                    .connmark(m.divert)
-                    .not_connmark(m.settled)
-                    .connbytes("1:4", "reply")
-                    .queue(q.eno_out),
-            );
-        }
+        mout.push(if bpf {
+            // The SYN-ACK only (its option may need all 40 bytes: see tcpcrypt_sys::bpf).
+            args(&["-p", "tcp", "--tcp-flags", "SYN,ACK", "SYN,ACK"])
+                .connmark(m.divert)
+                .queue(q.eno_out)
+        } else {
+            args(&["-p", "tcp"])
+                .connmark(m.divert)
+                .not_connmark(m.settled)
+                .connbytes("1:4", "reply")
+                .queue(q.eno_out)
+        });
         self.chain(family, Table::Mangle, Hook::Output, "S_MOUT", mout);
         let mut fin = vec![reject(m.reject)];
         let refuse = mandatory_rejects(c, family);
@@ -657,12 +661,12 @@ mod tests {
     }
 
     #[test]
-    fn the_bpf_option_path_queues_only_syns_and_the_upstream_syn_ack() {
+    fn the_bpf_option_path_queues_only_syns_and_syn_acks() {
         let plan = Plan::new(&config(&["--option-path", "bpf"]));
         let text = plan.render("T_");
         let queued: Vec<&str> = text.lines().filter(|l| l.contains("NFQUEUE")).collect();
-        // Per family: the application SYN, the upstream SYN-ACK, the server SYN.
-        assert_eq!(queued.len(), 6, "{queued:#?}");
+        // Per family: the application SYN, the upstream SYN-ACK, the server SYN and SYN-ACK.
+        assert_eq!(queued.len(), 8, "{queued:#?}");
         for line in &queued {
             assert!(line.contains("--syn") || line.contains("--tcp-flags SYN,ACK SYN,ACK"));
             assert!(!line.contains("connbytes"), "{line}");
@@ -670,6 +674,10 @@ mod tests {
         assert!(text.contains(
             "iptables -t mangle -A T_C_MPRE -p tcp --tcp-flags SYN,ACK SYN,ACK -m connmark \
              --mark 0x1/0x1 -j NFQUEUE --queue-num 4752 --queue-bypass"
+        ));
+        assert!(text.contains(
+            "iptables -t mangle -A T_S_MOUT -p tcp --tcp-flags SYN,ACK SYN,ACK -m connmark \
+             --mark 0x10/0x10 -j NFQUEUE --queue-num 4751 --queue-bypass"
         ));
         // Nothing is repeated with the settled mark, so no chain looks for it.
         assert!(!text.contains("0x80/0x80"), "{text}");

@@ -34,6 +34,7 @@ use tcpcrypt_proto::resume::{CacheConfig, NoResumption, ResumeCache, ResumeStore
 use tcpcrypt_proto::wire::packet::{self, TcpIpPacket};
 use tcpcrypt_proto::wire::tcp_option::insert_option;
 use tcpcrypt_proto::Negotiated;
+use tcpcrypt_sys::bpf;
 
 /// A connection as this host sees it: its own address and the peer's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -194,24 +195,9 @@ pub struct SynPath {
     next_expire: Option<Instant>,
 }
 
-/// The option area Linux builds for the daemon's SYNs and SYN-ACKs (MSS; SACK permitted with
-/// timestamps; NOP, window scale: 20 of the 40 bytes), which the BPF option path's ENO option
-/// follows; the core sizes ENO for the space left (RFC 8547 §4.6 "no option space").
-const KERNEL_SYN_OPTIONS: &[u8] = &[
-    2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0, 1, 3, 3, 7,
-];
-
-/// The option area of its ACKs: NOP, NOP, timestamps.
-const KERNEL_ACK_OPTIONS: &[u8] = &[1, 1, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0];
-
 const SYN: SegmentFlags = SegmentFlags {
     syn: true,
     ack: false,
-    payload: false,
-};
-const SYN_ACK: SegmentFlags = SegmentFlags {
-    syn: true,
-    ack: true,
     payload: false,
 };
 const ACK: SegmentFlags = SegmentFlags {
@@ -417,11 +403,10 @@ impl SynPath {
 
     // -----------------------------------------------------------------------------------------
     // The BPF option path (`tcpcrypt_sys::bpf`): the kernel writes the options decided here into
-    // the segments as it builds them, so the segments themselves are not seen. The calls below
-    // stand for them, with the option area the kernel builds (`KERNEL_SYN_OPTIONS`,
-    // `KERNEL_ACK_OPTIONS`) to size ENO by. The program's records close the loop: a SYN with
-    // no room for the option leaves without it and the peer falls back (§4.6), and so do we
-    // when its SYN-ACK comes without ENO.
+    // the client upstream's segments as it builds them, and records the server's completing
+    // ACK, so those segments themselves are not seen. The calls below stand for them, sized by
+    // the room the kernel leaves (`bpf::SYN_ROOM`, `bpf::ACK_ROOM`). The server's SYN-ACK still
+    // goes through `on_outbound` (see `tcpcrypt_sys::bpf` for why).
 
     /// Client side: the daemon's upstream socket `cookie` is about to connect to `remote`.
     /// Starts its negotiation and returns the SYN-form option its SYN (and every
@@ -447,7 +432,7 @@ impl SynPath {
         };
         let mut neg = Negotiation::active(self.eno.clone(), offer, self.rng.as_mut());
         let option = neg
-            .on_send(SYN, KERNEL_SYN_OPTIONS)
+            .on_send_with_space(SYN, bpf::SYN_ROOM)
             .map(|o| o.as_bytes().to_vec())
             .unwrap_or_default();
         self.pending.insert(
@@ -492,23 +477,16 @@ impl SynPath {
         let ack_eno = flags.syn
             && flags.ack
             && flow.neg.state() == State::Pending
-            && flow.neg.on_send(ACK, KERNEL_ACK_OPTIONS).is_some();
+            && flow.neg.on_send_with_space(ACK, bpf::ACK_ROOM).is_some();
         handled.ready = handled.ready.or(self.report(key, now));
         self.flows.remove(&key);
         self.holds.remove(&key);
         (handled, Some((key, ack_eno)))
     }
 
-    /// Server side: the SYN-ACK option of the diverted connection `key` (its SYN was just
-    /// [`on_server_syn`](Self::on_server_syn)'s `Divert`), for the kernel to write.
-    pub fn syn_ack_option(&mut self, key: ConnKey) -> Option<Vec<u8>> {
-        let flow = self.flows.get_mut(&key)?;
-        let option = flow.neg.on_send(SYN_ACK, KERNEL_SYN_OPTIONS)?;
-        Some(option.as_bytes().to_vec())
-    }
-
-    /// Server side: the segment that completed `key`'s handshake, as the BPF program recorded
-    /// it (its flags, whether it had payload, its ENO option whole or empty). Returns the
+    /// Server side: the segment that completed `key`'s handshake (its SYN went through
+    /// [`on_server_syn`](Self::on_server_syn), its SYN-ACK through
+    /// [`on_outbound`](Self::on_outbound)), as the BPF program recorded it (its flags, whether it had payload, its ENO option whole or empty). Returns the
     /// negotiation's outcome; the entries go.
     pub fn on_passive_established(
         &mut self,

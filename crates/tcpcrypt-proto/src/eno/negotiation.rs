@@ -251,8 +251,26 @@ impl Negotiation {
     #[must_use]
     pub fn on_send(&mut self, seg: SegmentFlags, tcp_options: &[u8]) -> Option<OptionsBuf> {
         let space = free_space(tcp_options).unwrap_or(0);
+        self.on_send_in(seg, space, has_fast_open_cookie(tcp_options))
+    }
+
+    /// [`on_send`](Self::on_send) for a driver that knows the free option space rather than
+    /// the options area: one where the kernel writes the returned option into the room it
+    /// leaves after its own options, padding included (Linux's BPF header-option callbacks),
+    /// so that the option must fit `space` as it is. No Fast Open cookie is assumed.
+    #[must_use]
+    pub fn on_send_with_space(&mut self, seg: SegmentFlags, space: usize) -> Option<OptionsBuf> {
+        self.on_send_in(seg, space, false)
+    }
+
+    fn on_send_in(
+        &mut self,
+        seg: SegmentFlags,
+        space: usize,
+        fast_open: bool,
+    ) -> Option<OptionsBuf> {
         if seg.syn {
-            if seg.payload || has_fast_open_cookie(tcp_options) {
+            if seg.payload || fast_open {
                 if self.state == State::Pending {
                     self.fall_back(FallbackReason::OwnSynData);
                 }

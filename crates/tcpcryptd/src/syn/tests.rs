@@ -526,19 +526,9 @@ fn server_syns_expire_entries_once_a_second_or_when_a_table_is_full() {
     assert_eq!(b.flow_count(), 1, "the expired entry was dropped");
 }
 
-/// The kernel's options with `option` added as `bpf_store_hdr_opt` does: NOP-padded to
-/// 32-bit words.
-fn kernel_options(kernel: &[u8], option: &[u8]) -> Vec<u8> {
-    let mut area = [kernel, option].concat();
-    while area.len() % 4 != 0 {
-        area.push(1);
-    }
-    area
-}
-
-/// The BPF option path's handshake: the kernel writes the options (here: the test puts them
-/// into the packets), the core decides them through `start_active`, `syn_ack_option`,
-/// `on_upstream_syn_ack` and `on_passive_established`. `b_syn_ack_eno`: whether B's SYN-ACK
+/// The BPF option path's handshake: the kernel writes A's options (here: the test puts them
+/// into the packets), the core decides them through `start_active`, `on_upstream_syn_ack`
+/// and `on_passive_established`; B's SYN-ACK goes through `on_outbound`. `b_syn_ack_eno`: whether B's SYN-ACK
 /// carries its option (false: a middlebox stripped it); `a_ack_eno`: whether A's ACK carries
 /// `45 02` as far as B is concerned (false: stripped after the SYN).
 fn kernel_handshake(v6: bool, b_syn_ack_eno: bool, a_ack_eno: bool) -> (Outcome, Outcome, bool) {
@@ -560,27 +550,24 @@ fn kernel_handshake(v6: bool, b_syn_ack_eno: bool, a_ack_eno: bool) -> (Outcome,
         "{syn_option:?}"
     );
     assert!(
-        syn_option.len() <= 40 - SYN_OPTIONS.len(),
-        "fits after the kernel's options"
+        syn_option.len() <= bpf::SYN_ROOM,
+        "fits the room the kernel leaves"
     );
-    let syn = packet(ca, sb, SYN, &kernel_options(&SYN_OPTIONS, &syn_option), &[]);
+    let mut options = [&SYN_OPTIONS[..], &syn_option].concat();
+    options.resize(options.len().next_multiple_of(4), 1);
+    let syn = packet(ca, sb, SYN, &options, &[]);
     let ServerSyn::Divert { key, replace: None } = b.on_server_syn(&syn, now) else {
         panic!("an ENO SYN is diverted")
     };
     assert_eq!(key, key_b);
     b.decide(key, Some(0x10), true, now);
-    let syn_ack_option = b.syn_ack_option(key_b).expect("B answers with ENO");
-    assert_eq!(
-        syn_ack_option[2] & 0x01,
-        0x01,
-        "B's global suboption has b = 1"
-    );
-    let options = if b_syn_ack_eno {
-        kernel_options(&SYN_OPTIONS, &syn_ack_option)
-    } else {
-        SYN_OPTIONS.to_vec()
-    };
-    let syn_ack = packet(sb, ca, SYN | ACK, &options, &[]);
+    // B's SYN-ACK goes through NFQUEUE, as on the NFQUEUE path.
+    let syn_ack = packet(sb, ca, SYN | ACK, &SYN_OPTIONS, &[]);
+    let handled = b.on_outbound(&syn_ack, now);
+    assert!(!handled.settled, "B waits for the completing ACK");
+    let rewritten = replaced(handled.decision, syn_ack.clone());
+    assert_eq!(eno_options(&rewritten).len(), 1, "B answers with ENO");
+    let syn_ack = if b_syn_ack_eno { rewritten } else { syn_ack };
     let mut asked = None;
     let (handled, ack) = a.on_upstream_syn_ack(
         &syn_ack,

@@ -304,3 +304,31 @@ fn cache_policy_is_exposed() {
     );
     assert!(!n.config().cache_secrets());
 }
+
+/// A driver that knows only the room the kernel leaves (BPF header options: the kernel's 20
+/// bytes of a Linux SYN, padding included, leave exactly 20): the 20-byte resumption offer fits
+/// as it is, and with 19 bytes of room the fresh option is sent instead. The same option area
+/// would count its NOP as free and allow 21 bytes.
+#[test]
+fn resumption_offer_sized_by_the_space_a_kernel_driver_reports() {
+    let now = Instant::now();
+    let (mut ca, _) = caches(12, C25519);
+    let offer = ca.take_offer(&"host-b", now);
+    let mut a = Negotiation::active(cfg(&[C25519]), offer, &mut CountingRng(0));
+    let syn = bytes(a.on_send_with_space(SegmentFlags::SYN, 20));
+    assert_eq!(
+        (syn.len(), syn[2]),
+        (20, 0xa3),
+        "the resumption offer, whole: {syn:02x?}"
+    );
+    let offer = ca.take_offer(&"host-b", now);
+    let mut short = Negotiation::active(cfg(&[C25519]), offer, &mut CountingRng(0));
+    assert_eq!(
+        bytes(short.on_send_with_space(SegmentFlags::SYN, 19)),
+        [0x45, 0x03, 0x23]
+    );
+    // No room at all: ENO falls back, as on_send does with a full options area.
+    let mut none = Negotiation::active(cfg(&[C25519]), None, &mut CountingRng(0));
+    assert!(none.on_send_with_space(SegmentFlags::SYN, 2).is_none());
+    assert_eq!(none.state(), State::Disabled(FallbackReason::NoOptionSpace));
+}
