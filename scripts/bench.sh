@@ -297,6 +297,7 @@ tcpcrypt_up() { # aead resumption(true|false)
             echo "# the client daemon's policy as it reports it (tcpcrypt status), first daemon pair:"
             "$TCPCRYPT" --control "$tmp/tcpcryptd-a.sock" status | sed -n '/^policy:/,/^$/p' \
                 | sed "s|$tmp|/tmp/DIR|g"
+            "$TCPCRYPT" --control "$tmp/tcpcryptd-a.sock" status | grep 'ENO option path' || true
         } >>"$CONF/tcpcryptd (both namespaces)"
     fi
     TARGET_HOST=$IP_B
@@ -542,7 +543,8 @@ tcpcryptd --control /tmp/DIR/tcpcryptd-{a,b}.sock --aeads AEAD --resumption BOOL
 # for the resumed runs and the idle connections. One daemon pair per system and round (all its measurements), the
 # k-th pair with --client-port/--server-port 4760+2k/4761+2k for the k-th pair.
 # Everything else is the default (client and server roles, the default TEP list, no port of
-# the benchmark excluded, worker threads: half the CPUs), release build.
+# the benchmark excluded, worker threads: half the CPUs, option path auto: the BPF option path
+# where its program loads, as the status line below says), release build.
 EOF
 
 # ---------------------------------------------------------------------------------------------

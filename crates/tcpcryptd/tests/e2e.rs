@@ -17,10 +17,31 @@ use common::hosts::{
 use tcpcrypt_control::{Client, Request, Response, SessionState};
 
 fn encrypted_roundtrip(v6: bool) {
+    encrypted_roundtrip_with(v6, "auto", "auto");
+}
+
+/// Runs both daemons with these `--option-path` values; each must say it runs the path asked
+/// for (`auto` is `bpf` where the program loads, as on the machines CI runs on).
+fn encrypted_roundtrip_with(v6: bool, path_a: &str, path_b: &str) {
     let net = Net::new();
     net.echo_service();
-    let (_da, ca) = net.daemon(&net.a, "a");
-    let (_db, cb) = net.daemon(&net.b, "b");
+    let (_da, ca) = net.daemon_with(&net.a, "a", &["--option-path", path_a]);
+    let (_db, cb) = net.daemon_with(&net.b, "b", &["--option-path", path_b]);
+    for (control, asked) in [(&ca, path_a), (&cb, path_b)] {
+        let Response::Status(status) = Client::connect(control)
+            .unwrap()
+            .request(&Request::Status)
+            .unwrap()
+        else {
+            panic!("status")
+        };
+        let running = status
+            .policy
+            .option_path
+            .expect("the daemon names its option path");
+        let want = if asked == "auto" { "bpf" } else { asked };
+        assert_eq!(running, want, "--option-path {asked}");
+    }
     let pcap = net.dir.join("wire.pcap");
     let dump = capture(&net, &pcap, 0);
     let dst: SocketAddr = if v6 {
@@ -75,6 +96,20 @@ fn encrypted_end_to_end_v4() {
 #[test]
 fn encrypted_end_to_end_v6() {
     encrypted_roundtrip(true);
+}
+
+/// The NFQUEUE option path (kernels without the BPF one) gives the same result on the wire.
+#[test]
+fn the_nfqueue_option_path_end_to_end_v4_and_v6() {
+    encrypted_roundtrip_with(false, "nfqueue", "nfqueue");
+    encrypted_roundtrip_with(true, "nfqueue", "nfqueue");
+}
+
+/// A host on either path talks to a host on the other.
+#[test]
+fn the_two_option_paths_interoperate() {
+    encrypted_roundtrip_with(false, "bpf", "nfqueue");
+    encrypted_roundtrip_with(true, "nfqueue", "bpf");
 }
 
 fn plain_roundtrip(daemon_on_a: bool) {
