@@ -56,7 +56,7 @@ pub(crate) fn status(s: &Status) -> String {
         );
         if let Some(path) = &p.option_path {
             let how = match path.as_str() {
-                "bpf" => " (written by a sock_ops program; only SYNs and the upstream SYN-ACK are queued)",
+                "bpf" => " (written by a sock_ops program; only SYNs and SYN-ACKs are queued)",
                 "nfqueue" => " (every handshake segment is queued to the daemon)",
                 _ => "",
             };

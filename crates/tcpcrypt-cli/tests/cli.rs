@@ -182,8 +182,8 @@ fn status_summary() {
     assert!(
         text.ends_with(
             "\nload:\n  connections: 3 proxied now (max 16384)\n  worker threads: 1\n  ENO \
-             option path: bpf (written by a sock_ops program; only SYNs and the upstream SYN-ACK \
-             are queued)\n"
+             option path: bpf (written by a sock_ops program; only SYNs and SYN-ACKs are \
+             queued)\n"
         ),
         "{text}"
     );

@@ -818,6 +818,9 @@ async fn hold_server_syn(
             lock(&shared.syn)
                 .path
                 .decide(key, None, false, Instant::now());
+            if let Some(bpf) = &shared.bpf {
+                lock(bpf).remove(key.local, key.remote);
+            }
             send_verdict(&queue, id, Verdict::ACCEPT);
         }
     }
