@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+// SPDX-License-Identifier: MIT OR Apache-2.0
 //
 // The kernel half of tcpcryptd's BPF option path: a sock_ops program that writes the TCP-ENO
 // options (RFC 8547 §4.1, §4.6) the daemon decided into its upstream connections' segments, and
@@ -267,4 +267,5 @@ int eno_options(struct bpf_sock_ops *skops)
 	return 1;
 }
 
-char _license[] SEC("license") = "Dual BSD/GPL";
+// The project's licence: no helper used here is GPL-only, so the kernel needs no GPL one.
+char _license[] SEC("license") = "MIT OR Apache-2.0";
