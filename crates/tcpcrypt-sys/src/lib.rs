@@ -20,7 +20,9 @@
 //! on (marks, hooks, fail-open) are in `shared/guides/linux-kernel-recipes.md` of the project.
 //!
 //! Every `unsafe` block is a single system call on memory this crate owns, with a `SAFETY`
-//! comment; parsing of kernel replies is done in safe code on byte slices.
+//! comment; parsing of kernel replies is done in safe code on byte slices. The other `unsafe`
+//! items are the two `unsafe impl aya::Pod` of `bpf`, declaring the BPF maps' key and value
+//! structs plain data (their layout is checked against the C structs by a unit test).
 
 #![cfg(target_os = "linux")]
 #![warn(missing_docs)]
