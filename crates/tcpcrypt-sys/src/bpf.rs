@@ -286,17 +286,17 @@ impl EnoOptions {
     }
 
     /// Active open of (local, remote), its SYN-ACK held: whether its non-SYN segments carry
-    /// `45 02` until a non-SYN segment arrives. Returns the connection's record as it was
-    /// (its cookie names the socket), `None` if the program does not know the connection.
+    /// `45 02` until a non-SYN segment arrives. False if the program does not know the
+    /// connection.
     pub fn set_ack_eno(
         &mut self,
         local: SocketAddr,
         remote: SocketAddr,
         on: bool,
-    ) -> Result<Option<Record>, BpfError> {
+    ) -> Result<bool, BpfError> {
         let key = ConnKey::new(local, remote);
         let Some(mut conn) = self.get(&key)? else {
-            return Ok(None);
+            return Ok(false);
         };
         conn.ack_eno = u8::from(on);
         // Once the duty is over (no ENO on the ACK) the entry has no use.
@@ -309,7 +309,7 @@ impl EnoOptions {
             map: "conns",
             source,
         })?;
-        Ok(Some(record(&conn)))
+        Ok(true)
     }
 
     /// The record of (local, remote), if the program has one.
