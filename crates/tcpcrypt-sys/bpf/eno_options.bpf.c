@@ -37,14 +37,9 @@
 #define TCPOPT_ENO 69
 #define MAX_OPT 40
 
-#define TH_FIN 0x01
 #define TH_SYN 0x02
 
 // conn.state bits, set here, read by the daemon (tcpcrypt-sys `bpf.rs` mirrors them).
-#define ST_SYN_WRITTEN 0x01    // a SYN left with syn_opt
-#define ST_SYN_NO_ROOM 0x02    // ...or could not: no option space (it left without ENO)
-#define ST_ACK_WRITTEN 0x04    // a non-SYN segment left with `45 02`
-#define ST_ACK_NO_ROOM 0x08    // ...or could not
 #define ST_ESTABLISHED 0x10    // passive: peer_opt holds the completing segment's ENO option
 
 struct conn_key {
@@ -126,56 +121,51 @@ static __always_inline __u32 wanted(struct bpf_sock_ops *skops, struct conn *c)
 	return c->ack_eno ? NON_SYN_ENO_LEN : 0;
 }
 
-static __always_inline int on_opt_len(struct bpf_sock_ops *skops)
+// The connection of this segment and the length of the option it gets (`*len`), or NULL when
+// it gets none.
+static __always_inline struct conn *wanted_option(struct bpf_sock_ops *skops, __u32 *len)
 {
 	struct conn_key key;
 	struct conn *c;
-	__u32 len;
 
 	if (key_of(skops, &key))
-		return 1;
+		return NULL;
 	c = bpf_map_lookup_elem(&conns, &key);
 	if (!c)
+		return NULL;
+	*len = wanted(skops, c);
+	if (*len < 2 || *len > MAX_OPT)
+		return NULL;
+	return c;
+}
+
+static __always_inline int on_opt_len(struct bpf_sock_ops *skops)
+{
+	__u32 len;
+
+	if (!wanted_option(skops, &len))
 		return 1;
-	len = wanted(skops, c);
-	if (len == 0 || len > MAX_OPT)
-		return 1;
-	if (bpf_reserve_hdr_opt(skops, len, 0)) {
-		// Not enough option space (the daemon sizes the options for the room the kernel
-		// leaves, so this is not expected): the segment goes without ENO. For a SYN the peer
-		// then falls back, and so does the daemon at the SYN-ACK without ENO (§4.6).
-		if (skops->skb_tcp_flags & TH_SYN)
-			c->state |= ST_SYN_NO_ROOM;
-		else if (skops->args[0] != BPF_WRITE_HDR_TCP_CURRENT_MSS)
-			c->state |= ST_ACK_NO_ROOM;
-	}
+	// Without room (the daemon sizes the options for the room the kernel leaves, so this is
+	// not expected) the segment goes without ENO. For a SYN the peer then falls back, and so
+	// does the daemon at the SYN-ACK without ENO (§4.6).
+	bpf_reserve_hdr_opt(skops, len, 0);
 	return 1;
 }
 
 static __always_inline int on_write(struct bpf_sock_ops *skops)
 {
-	struct conn_key key;
+	// The non-SYN form: presence only, no contents (§4.1).
+	__u8 eno[NON_SYN_ENO_LEN] = {TCPOPT_ENO, NON_SYN_ENO_LEN};
 	struct conn *c;
 	__u32 len;
 
-	if (key_of(skops, &key))
-		return 1;
-	c = bpf_map_lookup_elem(&conns, &key);
+	c = wanted_option(skops, &len);
 	if (!c)
 		return 1;
-	len = wanted(skops, c);
-	if (len < 2 || len > MAX_OPT)
-		return 1;
-	if (skops->skb_tcp_flags & TH_SYN) {
-		if (bpf_store_hdr_opt(skops, c->syn_opt, len, 0) == 0)
-			c->state |= ST_SYN_WRITTEN;
-	} else {
-		// The non-SYN form: presence only, no contents (§4.1).
-		__u8 eno[NON_SYN_ENO_LEN] = {TCPOPT_ENO, NON_SYN_ENO_LEN};
-
-		if (bpf_store_hdr_opt(skops, eno, sizeof(eno), 0) == 0)
-			c->state |= ST_ACK_WRITTEN;
-	}
+	if (skops->skb_tcp_flags & TH_SYN)
+		bpf_store_hdr_opt(skops, c->syn_opt, len, 0);
+	else
+		bpf_store_hdr_opt(skops, eno, sizeof(eno), 0);
 	return 1;
 }
 

@@ -38,14 +38,6 @@ pub const ACK_ROOM: usize = 28;
 
 /// `conn.state` bits set by the program (`ST_*` in the C source).
 pub mod state {
-    /// A SYN left with the SYN-form option.
-    pub const SYN_WRITTEN: u8 = 0x01;
-    /// A SYN had no room for it and left without ENO.
-    pub const SYN_NO_ROOM: u8 = 0x02;
-    /// A non-SYN segment left with `45 02`.
-    pub const ACK_WRITTEN: u8 = 0x04;
-    /// A non-SYN segment had no room for `45 02`.
-    pub const ACK_NO_ROOM: u8 = 0x08;
     /// Passive side: the handshake completed; `peer_option` is the completing segment's ENO.
     pub const ESTABLISHED: u8 = 0x10;
 }
@@ -135,8 +127,6 @@ fn v6(ip: IpAddr) -> [u8; 16] {
 /// What the program recorded about a connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
-    /// The socket cookie of an active open (0 for a passive one).
-    pub cookie: u64,
     /// [`state`] bits.
     pub state: u8,
     /// Passive side, once [`state::ESTABLISHED`]: the ENO option of the segment that completed
@@ -146,6 +136,21 @@ pub struct Record {
     pub peer_flags: u8,
     /// Whether it carried payload.
     pub peer_payload: bool,
+}
+
+/// An active open's entry, read once ([`EnoOptions::upstream`]) for its socket's cookie and
+/// written back by [`EnoOptions::set_ack_eno`].
+#[derive(Debug)]
+pub struct Upstream {
+    key: ConnKey,
+    conn: Conn,
+}
+
+impl Upstream {
+    /// The cookie of the connection's socket ([`cookie_of`]).
+    pub fn cookie(&self) -> u64 {
+        self.conn.cookie
+    }
 }
 
 /// Why the BPF option path could not start.
@@ -243,7 +248,7 @@ impl EnoOptions {
     /// Active open: `socket` (not yet connected) sends `syn_option` in its SYN, and in every
     /// retransmission of it; `ack_eno` says whether its non-SYN segments start with `45 02`
     /// (normally decided later, when the SYN-ACK is checked: [`set_ack_eno`](Self::set_ack_eno)).
-    /// Returns the socket's cookie, by which [`Record::cookie`] names it.
+    /// Returns the socket's cookie, by which [`Upstream::cookie`] names it.
     pub fn expect_connect(
         &mut self,
         socket: &impl AsFd,
@@ -285,19 +290,21 @@ impl EnoOptions {
             })
     }
 
-    /// Active open of (local, remote), its SYN-ACK held: whether its non-SYN segments carry
-    /// `45 02` until a non-SYN segment arrives. False if the program does not know the
-    /// connection.
-    pub fn set_ack_eno(
-        &mut self,
+    /// Active open of (local, remote), as the program holds it once `connect()` ran; `None`
+    /// if it does not know the connection.
+    pub fn upstream(
+        &self,
         local: SocketAddr,
         remote: SocketAddr,
-        on: bool,
-    ) -> Result<bool, BpfError> {
+    ) -> Result<Option<Upstream>, BpfError> {
         let key = ConnKey::new(local, remote);
-        let Some(mut conn) = self.get(&key)? else {
-            return Ok(false);
-        };
+        Ok(self.get(&key)?.map(|conn| Upstream { key, conn }))
+    }
+
+    /// `upstream`'s SYN-ACK held: whether its non-SYN segments carry `45 02` until a non-SYN
+    /// segment arrives.
+    pub fn set_ack_eno(&mut self, upstream: Upstream, on: bool) -> Result<(), BpfError> {
+        let Upstream { key, mut conn } = upstream;
         conn.ack_eno = u8::from(on);
         // Once the duty is over (no ENO on the ACK) the entry has no use.
         let r = if on {
@@ -308,8 +315,7 @@ impl EnoOptions {
         r.map_err(|source| BpfError::Map {
             map: "conns",
             source,
-        })?;
-        Ok(true)
+        })
     }
 
     /// The record of (local, remote), if the program has one.
@@ -353,7 +359,6 @@ fn chain(e: &dyn std::error::Error) -> String {
 fn record(c: &Conn) -> Record {
     let len = usize::from(c.peer_len).min(MAX_OPTION);
     Record {
-        cookie: c.cookie,
         state: c.state,
         peer_option: c.peer_opt[..len].to_vec(),
         peer_flags: c.peer_flags,

@@ -168,37 +168,39 @@ fn run(client: SocketAddr, server: SocketAddr) {
     );
 }
 
+/// Runs `f` in a fresh namespace with `lo` up.
+fn in_netns(f: impl FnOnce() + Send) {
+    common::netns()
+        .run(|| {
+            common::sh(&["ip", "link", "set", "lo", "up"]);
+            f();
+        })
+        .unwrap();
+}
+
 #[test]
 fn writes_the_decided_options_and_records_the_completing_ack_ipv4() {
-    let ns = common::netns();
-    ns.run(|| {
-        common::sh(&["ip", "link", "set", "lo", "up"]);
+    in_netns(|| {
         run(
             "127.0.0.1:40001".parse().unwrap(),
             "127.0.0.1:40002".parse().unwrap(),
         );
-    })
-    .unwrap();
+    });
 }
 
 #[test]
 fn writes_the_decided_options_and_records_the_completing_ack_ipv6() {
-    let ns = common::netns();
-    ns.run(|| {
-        common::sh(&["ip", "link", "set", "lo", "up"]);
+    in_netns(|| {
         run(
             "[::1]:40001".parse().unwrap(),
             "[::1]:40002".parse().unwrap(),
         );
-    })
-    .unwrap();
+    });
 }
 
 #[test]
 fn leaves_other_connections_alone() {
-    let ns = common::netns();
-    ns.run(|| {
-        common::sh(&["ip", "link", "set", "lo", "up"]);
+    in_netns(|| {
         let mut opts = EnoOptions::load().unwrap();
         let (client, server): (SocketAddr, SocketAddr) = (
             "127.0.0.1:40011".parse().unwrap(),
@@ -220,21 +222,17 @@ fn leaves_other_connections_alone() {
             segs.iter().all(|s| s.eno.is_none()),
             "an ENO option on a foreign connection"
         );
-    })
-    .unwrap();
+    });
 }
 
 #[test]
 fn syn_cookies_keep_the_options_and_the_ack_record() {
-    let ns = common::netns();
-    ns.run(|| {
-        common::sh(&["ip", "link", "set", "lo", "up"]);
+    in_netns(|| {
         // 2: every SYN is answered with a cookie, as under a SYN flood.
         common::sh(&["sysctl", "-q", "-w", "net.ipv4.tcp_syncookies=2"]);
         run(
             "127.0.0.1:40021".parse().unwrap(),
             "127.0.0.1:40022".parse().unwrap(),
         );
-    })
-    .unwrap();
+    });
 }

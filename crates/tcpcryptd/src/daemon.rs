@@ -536,8 +536,10 @@ fn handled_verdict(queue: &SharedQueue, packet: &Packet, handled: &Handled, sett
 
 fn handle_packet(shared: &Arc<Shared>, queue: &SharedQueue, kind: QueueKind, packet: Packet) {
     let now = Instant::now();
+    if let (QueueKind::EnoIn, Some(bpf)) = (kind, &shared.bpf) {
+        return upstream_syn_ack(shared, bpf, queue, &packet, now);
+    }
     match kind {
-        QueueKind::EnoIn if shared.bpf.is_some() => upstream_syn_ack(shared, queue, &packet, now),
         QueueKind::EnoOut | QueueKind::EnoIn => {
             let (handled, outcome) = {
                 let mut st = lock(&shared.syn);
@@ -623,21 +625,30 @@ fn handle_packet(shared: &Arc<Shared>, queue: &SharedQueue, kind: QueueKind, pac
 /// BPF option path, client side: the SYN-ACK of an upstream, checked by the core; before it
 /// goes on, the program is told whether the kernel's ACK (and the segments up to the peer's
 /// first non-SYN one) carries `45 02`.
-fn upstream_syn_ack(shared: &Shared, queue: &SharedQueue, packet: &Packet, now: Instant) {
-    let Some(bpf) = &shared.bpf else { return };
+fn upstream_syn_ack(
+    shared: &Shared,
+    bpf: &Mutex<EnoOptions>,
+    queue: &SharedQueue,
+    packet: &Packet,
+    now: Instant,
+) {
     let (handled, outcome) = {
         let mut st = lock(&shared.syn);
         let mut opts = lock(bpf);
-        let cookie = |key: ConnKey| match opts.record(key.local, key.remote) {
-            Ok(r) => r.map(|r| r.cookie),
+        let mut upstream = None;
+        let cookie = |key: ConnKey| match opts.upstream(key.local, key.remote) {
+            Ok(u) => {
+                upstream = u;
+                upstream.as_ref().map(bpf::Upstream::cookie)
+            }
             Err(e) => {
                 warn!("{key:?}: {e}");
                 None
             }
         };
         let (handled, ack) = st.path.on_upstream_syn_ack(&packet.payload, cookie, now);
-        if let Some((key, on)) = ack {
-            if let Err(e) = opts.set_ack_eno(key.local, key.remote, on) {
+        if let (Some((key, on)), Some(upstream)) = (ack, upstream) {
+            if let Err(e) = opts.set_ack_eno(upstream, on) {
                 // The ACK then leaves without ENO and the peer falls back (§4.6), while this
                 // side enabled: its Init1 is refused there (a reset, never plaintext).
                 warn!("{key:?}: {e}");

@@ -133,18 +133,25 @@ fn addrs(v6: bool) -> (SocketAddr, SocketAddr) {
     }
 }
 
+/// The connection from `ca` to `sb` as host A and host B key it.
+fn keys(ca: SocketAddr, sb: SocketAddr) -> (ConnKey, ConnKey) {
+    (
+        ConnKey {
+            local: ca,
+            remote: sb,
+        },
+        ConnKey {
+            local: sb,
+            remote: ca,
+        },
+    )
+}
+
 /// Runs the full queued handshake between host A (`a`, client side) and host B (`b`).
 fn handshake(a: &mut SynPath, b: &mut SynPath, v6: bool) -> (Outcome, Outcome) {
     let now = Instant::now();
     let (ca, sb) = addrs(v6);
-    let key_a = ConnKey {
-        local: ca,
-        remote: sb,
-    };
-    let key_b = ConnKey {
-        local: sb,
-        remote: ca,
-    };
+    let (key_a, key_b) = keys(ca, sb);
 
     // A's upstream SYN gets ENO.
     let syn = packet(ca, sb, SYN, &SYN_OPTIONS, &[]);
@@ -528,21 +535,14 @@ fn server_syns_expire_entries_once_a_second_or_when_a_table_is_full() {
 
 /// The BPF option path's handshake: the kernel writes A's options (here: the test puts them
 /// into the packets), the core decides them through `start_active`, `on_upstream_syn_ack`
-/// and `on_passive_established`; B's SYN-ACK goes through `on_outbound`. `b_syn_ack_eno`: whether B's SYN-ACK
-/// carries its option (false: a middlebox stripped it); `a_ack_eno`: whether A's ACK carries
+/// and `on_passive_established`; B's SYN-ACK goes through `on_outbound`. `b_syn_ack_eno`:
+/// whether B's SYN-ACK carries its option (false: a middlebox stripped it); `a_ack_eno`: whether A's ACK carries
 /// `45 02` as far as B is concerned (false: stripped after the SYN).
 fn kernel_handshake(v6: bool, b_syn_ack_eno: bool, a_ack_eno: bool) -> (Outcome, Outcome, bool) {
     let (mut a, mut b) = (path(), path());
     let now = Instant::now();
     let (ca, sb) = addrs(v6);
-    let key_a = ConnKey {
-        local: ca,
-        remote: sb,
-    };
-    let key_b = ConnKey {
-        local: sb,
-        remote: ca,
-    };
+    let (key_a, key_b) = keys(ca, sb);
     const COOKIE: u64 = 77;
     let syn_option = a.start_active(COOKIE, sb, now).expect("room in the table");
     assert!(
