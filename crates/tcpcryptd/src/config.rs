@@ -28,6 +28,7 @@
 //! threads = 0                   # worker threads; 0: half the CPUs (at least one)
 //! option_path = "auto"          # who writes ENO options: "bpf", "nfqueue" or "auto" (bpf if it loads)
 //! type2_cache_secs = 600        # remember a type-2 path (ENO stripped after the SYN); 0: off
+//! plain_peer_cache_secs = 300   # remember a destination that answered without ENO; 0: off
 //! keylog = "/root/tcpcrypt-keys.log"  # DEBUG ONLY: session secrets (see below)
 //! rekey_after_bytes = 1048576   # DEBUG/TEST ONLY: rekey far earlier than the RFC limits
 //! [marks]
@@ -458,6 +459,10 @@ pub struct Config {
     /// stripped after the SYN), its new connections going direct without ENO; zero: off
     /// ([`crate::type2_cache`]).
     pub type2_cache_ttl: Duration,
+    /// How long a destination (address and port) that answered without ENO stays cached,
+    /// its new connections going direct, not through the daemon; zero: off
+    /// ([`crate::plain_peers`]).
+    pub plain_peer_cache_ttl: Duration,
     /// Debug mode (RFC 8547 §5): the key log file, if on.
     pub keylog: Option<PathBuf>,
     /// Debugging and tests only: rekey after this many ciphertext bytes per generation instead
@@ -598,6 +603,10 @@ pub struct Cli {
     /// new connections go direct without ENO; 0 turns the cache off.
     #[arg(long)]
     pub type2_cache_secs: Option<u64>,
+    /// Seconds a destination (address and port) that answered without ENO stays cached: its
+    /// new connections go direct, not through the daemon; 0 turns the cache off.
+    #[arg(long)]
+    pub plain_peer_cache_secs: Option<u64>,
     /// Packet marks as "upstream,service,redirect,reject,divert,tproxy", optionally followed
     /// by ",plain" and ",settled" (hex or decimal).
     #[arg(long)]
@@ -640,6 +649,7 @@ struct FileConfig {
     threads: Option<usize>,
     option_path: Option<String>,
     type2_cache_secs: Option<u64>,
+    plain_peer_cache_secs: Option<u64>,
     marks: Option<Marks>,
     keylog: Option<PathBuf>,
     rekey_after_bytes: Option<u64>,
@@ -662,6 +672,9 @@ const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 3000;
 const DEFAULT_MAX_CONNECTIONS: usize = 16384;
 /// Ten minutes.
 const DEFAULT_TYPE2_CACHE_SECS: u64 = 600;
+/// Five minutes: short enough that a peer that starts speaking tcpcrypt, or a downgrade by a
+/// passing on-path attacker, is not remembered for long ([`crate::plain_peers`]).
+const DEFAULT_PLAIN_PEER_CACHE_SECS: u64 = 300;
 /// Longest chain suffix the rule sets use ("S_MPRE"); iptables allows 28 characters.
 const MAX_PREFIX_LEN: usize = 28 - 6;
 
@@ -788,6 +801,11 @@ impl Cli {
                 self.type2_cache_secs
                     .or(f.type2_cache_secs)
                     .unwrap_or(DEFAULT_TYPE2_CACHE_SECS),
+            ),
+            plain_peer_cache_ttl: Duration::from_secs(
+                self.plain_peer_cache_secs
+                    .or(f.plain_peer_cache_secs)
+                    .unwrap_or(DEFAULT_PLAIN_PEER_CACHE_SECS),
             ),
             keylog: self.keylog.clone().or(keylog_env).or(f.keylog),
             rekey_after_bytes: self.rekey_after_bytes.or(f.rekey_after_bytes),
@@ -988,6 +1006,7 @@ mod tests {
         );
         assert_eq!(c.marks, Marks::default());
         assert_eq!(c.type2_cache_ttl, Duration::from_secs(600));
+        assert_eq!(c.plain_peer_cache_ttl, Duration::from_secs(300));
     }
 
     #[test]
@@ -998,7 +1017,8 @@ mod tests {
         std::fs::write(
             &path,
             "control = \"/tmp/x.sock\"\nqueue_base = 100\nteps = [\"p256\"]\n\
-             mandatory_ports = \"8080-8081\"\ntype2_cache_secs = 60\n[marks]\nupstream = 0x100\n\
+             mandatory_ports = \"8080-8081\"\ntype2_cache_secs = 60\n\
+             plain_peer_cache_secs = 30\n[marks]\nupstream = 0x100\n\
              plain = 0x200\n",
         )
         .unwrap();
@@ -1013,15 +1033,19 @@ mod tests {
         assert_eq!(c.marks.service, 0x2);
         assert_eq!(c.marks.plain, 0x200);
         assert_eq!(c.type2_cache_ttl, Duration::from_secs(60));
+        assert_eq!(c.plain_peer_cache_ttl, Duration::from_secs(30));
         let c = cli(&[
             "--config",
             path.to_str().unwrap(),
             "--type2-cache-secs",
             "0",
+            "--plain-peer-cache-secs",
+            "0",
         ])
         .load()
         .unwrap();
         assert!(c.type2_cache_ttl.is_zero());
+        assert!(c.plain_peer_cache_ttl.is_zero());
         let c = cli(&["--option-path", "bpf"]).load().unwrap();
         assert_eq!(c.option_path, OptionPath::Bpf);
         assert_eq!(cli(&[]).load().unwrap().option_path, OptionPath::Auto);

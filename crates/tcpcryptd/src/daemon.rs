@@ -51,6 +51,7 @@ use tracing::{debug, info, warn};
 use crate::config::{Config, OptionPath};
 use crate::control::{ControlHandler, Registry, Row};
 use crate::expiring::ExpiringSet;
+use crate::plain_peers::{self, PlainPeers};
 use crate::pump::{self, SharedTraffic};
 use crate::rules::Plan;
 use crate::syn::{AppSyn, ConnKey, Decision, Handled, Limits, Outcome, ServerSyn, SynPath};
@@ -229,6 +230,8 @@ struct Shared {
     session_config: Arc<SessionConfig>,
     /// Client side: destinations where ENO is stripped after the SYN (RFC 8547 §9 type 2).
     type2: Mutex<Type2Cache>,
+    /// Client side: destinations that answered without ENO ([`crate::plain_peers`]).
+    plain_peers: Mutex<PlainPeers>,
     /// Client side: destinations an upstream connected to lately ([`start_upstream`]).
     reachable: Mutex<ExpiringSet<SocketAddr>>,
     /// The BPF option path's program and maps, if it is the path in use (lock order: `syn`
@@ -344,6 +347,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         type2: Mutex::new(Type2Cache::new(
             config.type2_cache_ttl,
             type2_cache::DEFAULT_MAX,
+        )),
+        plain_peers: Mutex::new(PlainPeers::new(
+            config.plain_peer_cache_ttl,
+            plain_peers::DEFAULT_MAX,
         )),
         reachable: Mutex::new(ExpiringSet::new(REACHABLE_FOR, type2_cache::DEFAULT_MAX)),
         bpf: bpf.map(Mutex::new),
@@ -471,6 +478,7 @@ async fn housekeeping(shared: Arc<Shared>) {
         lock(&shared.services).retain(|_, (_, t, _)| fresh(t));
         lock(&shared.syn).path.expire(now);
         lock(&shared.type2).expire(now);
+        lock(&shared.plain_peers).expire(now);
         lock(&shared.reachable).expire(now);
     }
 }
@@ -559,16 +567,12 @@ fn handle_packet(shared: &Arc<Shared>, queue: &SharedQueue, kind: QueueKind, pac
                 AppSyn::Pass => send_verdict(queue, packet.id, Verdict::ACCEPT),
                 AppSyn::Duplicate => send_verdict(queue, packet.id, Verdict::Drop),
                 AppSyn::Repeat(mark) => send_verdict(queue, packet.id, mark_verdict(mark)),
-                AppSyn::Hold(key) if known_type2(shared, key, now) => {
-                    info!(
-                        "{key:?}: {} is a cached type-2 path (ENO stripped after the SYN); \
-                         going direct without ENO",
-                        key.remote.ip()
-                    );
-                    lock(&shared.syn).path.decide(key, None, false, now);
-                    send_verdict(queue, packet.id, Verdict::ACCEPT);
-                }
                 AppSyn::Hold(key) => {
+                    if let Some(why) = direct(shared, key, now) {
+                        shared.registry.count(false, false, Some(why));
+                        lock(&shared.syn).path.decide(key, None, false, now);
+                        return send_verdict(queue, packet.id, Verdict::ACCEPT);
+                    }
                     match Slot::take(&shared.live, shared.config.max_connections) {
                         Some(slot) if lock(&shared.reachable).contains(key.remote, now) => {
                             let start = tokio::spawn(start_upstream(shared.clone(), None, key));
@@ -661,13 +665,36 @@ fn upstream_syn_ack(
     drop(outcome);
 }
 
-/// The application's SYN goes to a destination in the type-2 cache, and plain TCP to it is
-/// allowed: the SYN goes on unmarked and undiverted, so no ENO is added and the connection is
-/// plain on both ends, with no failed attempt first (see [`crate::type2_cache`] for why this
-/// is safe). A mandatory destination (port or address) never skips ENO.
-fn known_type2(shared: &Shared, key: ConnKey, now: Instant) -> bool {
-    !shared.config.mandatory(key.remote) && lock(&shared.type2).contains(key.remote.ip(), now)
+/// Why the application's SYN `key` goes direct, if it does: its destination is cached as a
+/// type-2 path ([`crate::type2_cache`]) or as a peer without tcpcrypt ([`crate::plain_peers`]),
+/// and plain TCP to it is allowed. The SYN then goes on unmarked and undiverted, so no ENO is
+/// added, the connection is plain on both ends with no failed attempt first, and the daemon
+/// is not in its path. A mandatory destination (port or address) never skips ENO.
+fn direct(shared: &Shared, key: ConnKey, now: Instant) -> Option<&'static str> {
+    if shared.config.mandatory(key.remote) {
+        return None;
+    }
+    if lock(&shared.type2).contains(key.remote.ip(), now) {
+        info!(
+            "{key:?}: {} is a cached type-2 path (ENO stripped after the SYN); \
+             going direct without ENO",
+            key.remote.ip()
+        );
+        return Some(DIRECT_TYPE2_REASON);
+    }
+    if lock(&shared.plain_peers).contains(key.remote, now) {
+        debug!(
+            "{key:?}: {} answered without ENO lately; going direct",
+            key.remote
+        );
+        return Some(DIRECT_PLAIN_PEER_REASON);
+    }
+    None
 }
+
+/// The counted reasons of connections that went direct ([`direct`]).
+pub const DIRECT_TYPE2_REASON: &str = "direct: cached type-2 path (ENO stripped after the SYN)";
+pub const DIRECT_PLAIN_PEER_REASON: &str = "direct: cached peer without tcpcrypt";
 
 /// `max_connections` reached: the SYN goes on unmarked and undiverted, so the connection is
 /// plain TCP on both ends (fail-open; retransmissions get the same verdict).
@@ -1050,10 +1077,13 @@ async fn prepare(shared: &Shared, key: ConnKey, net: &TcpStream, direction: Dire
     let negotiated = match outcome(shared, key, direction).await {
         Ok(Outcome::Enabled(n)) => n,
         Ok(Outcome::Plain(reason)) => {
+            if direction == Direction::Outgoing && plain_peers::worth_caching(&reason) {
+                lock(&shared.plain_peers).insert(key.remote, Instant::now());
+            }
             return Ready::Plain {
                 after_syn: reason == FallbackReason::MissingEno,
                 reason: reason.to_string(),
-            }
+            };
         }
         Err(reason) => {
             // A diverted connection's SYN carried ENO: with no outcome, an Init1 from the

@@ -1,5 +1,6 @@
-//! A bounded set of keys that expire: the type-2 path cache ([`crate::type2_cache`]) and the
-//! daemon's memory of destinations that accepted a connection recently (its fast SYN path).
+//! A bounded set of keys that expire: the type-2 path cache ([`crate::type2_cache`]), the
+//! cache of peers without tcpcrypt ([`crate::plain_peers`]) and the daemon's memory of
+//! destinations that accepted a connection recently (its fast SYN path).
 
 use std::collections::HashMap;
 use std::hash::Hash;

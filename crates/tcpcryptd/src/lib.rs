@@ -16,6 +16,7 @@
 //! * [`syn`]: the SYN path as a pure function of packet bytes, with the flow table.
 //! * [`rules`]: the iptables/ip rule sets of the client and server sides.
 //! * [`type2_cache`]: destinations where ENO is stripped after the SYN (RFC 8547 §9).
+//! * [`plain_peers`]: destinations that answered without ENO, whose connections go direct.
 //! * [`expiring`]: a bounded set of keys that expire.
 
 #![forbid(unsafe_code)]
@@ -25,6 +26,7 @@ pub mod control;
 pub mod daemon;
 pub mod expiring;
 pub mod keylog;
+pub mod plain_peers;
 pub mod pump;
 pub mod rules;
 pub mod syn;

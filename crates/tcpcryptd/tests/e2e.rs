@@ -6,7 +6,7 @@
 mod common;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -261,5 +261,124 @@ fn a_mandatory_port_resets_instead_of_relaying_plain() {
             }
             Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{dst}: {e}"),
         }
+    }
+}
+
+/// A's daemon against a host without tcpcrypt: connects to B's `port` from A and returns the
+/// application's own address and the client address B's service saw (it writes it back).
+fn connect_and_ask_who(net: &Net, dst: SocketAddr) -> (SocketAddr, SocketAddr, TcpStream) {
+    let mut s = net.connect(dst).expect("connect");
+    let local = s.local_addr().unwrap();
+    let mut line = String::new();
+    let mut byte = [0u8; 1];
+    while s.read(&mut byte).expect("the service's answer") == 1 && byte[0] != b'\n' {
+        line.push(byte[0] as char);
+    }
+    let seen: SocketAddr = line.parse().unwrap_or_else(|e| panic!("{line:?}: {e}"));
+    (
+        local,
+        SocketAddr::new(seen.ip().to_canonical(), seen.port()),
+        s,
+    )
+}
+
+/// A server without tcpcrypt is remembered (`plain_peer_cache_secs`, `tcpcryptd::plain_peers`):
+/// the first connection to it goes through A's daemon (ENO offered, relayed plain), the next
+/// ones go direct: B's service sees the application's own port, the daemon has no row for
+/// them, counts them, and their SYN carries no ENO (the inspector calls them plain, not a
+/// fallback). The key is address and port: another port of the same host is tried with ENO
+/// again. With the cache off every connection goes through the daemon. IPv4 and IPv6.
+#[test]
+fn a_peer_without_tcpcrypt_is_reached_direct_after_the_first_connection() {
+    const OTHER: u16 = 8081;
+    for (v6, cache_on) in [(false, true), (true, true), (false, false)] {
+        let net = Net::new();
+        for port in [common::hosts::PORT, OTHER] {
+            net.service(port, |mut conn| {
+                let peer = conn.peer_addr().unwrap();
+                let _ = conn.write_all(format!("{peer}\n").as_bytes());
+                let _ = conn.read(&mut [0u8; 1]);
+            });
+        }
+        let args: &[&str] = if cache_on {
+            &[]
+        } else {
+            &["--plain-peer-cache-secs", "0"]
+        };
+        let (_d, control) = net.daemon_with(&net.a, "a", args);
+        let pcap = net.dir.join("direct.pcap");
+        let dump = capture(&net, &pcap, 0);
+        let dst = common::hosts::addr('b', v6, common::hosts::PORT);
+        let other = common::hosts::addr('b', v6, OTHER);
+        let case = format!("v6={v6}, cache on={cache_on}");
+        // (destination, expected to go direct)
+        let plan = [
+            (dst, false),
+            (dst, cache_on),
+            (dst, cache_on),
+            (other, false),
+        ];
+        for (i, (to, direct)) in plan.into_iter().enumerate() {
+            let (local, seen, s) = connect_and_ask_who(&net, to);
+            let rows = sessions(&control);
+            if direct {
+                assert_eq!(seen, local, "[{case}] connection {i} to {to} went direct");
+                assert!(rows.is_empty(), "[{case}] {i}: {rows:?}");
+            } else {
+                assert_ne!(
+                    seen, local,
+                    "[{case}] connection {i} to {to} went through A"
+                );
+                assert_eq!(rows.len(), 1, "[{case}] {i}: {rows:?}\n{}", net.log("a"));
+                assert_eq!(rows[0].state, SessionState::Plain, "[{case}] {i}");
+            }
+            finish(s);
+            wait_no_rows(&control);
+        }
+        let status = match Client::connect(&control)
+            .unwrap()
+            .request(&Request::Status)
+            .unwrap()
+        {
+            Response::Status(s) => s,
+            other => panic!("{other:?}"),
+        };
+        let direct = status
+            .counters
+            .fallbacks
+            .get(tcpcryptd::daemon::DIRECT_PLAIN_PEER_REASON)
+            .copied()
+            .unwrap_or(0);
+        assert_eq!(direct, if cache_on { 2 } else { 0 }, "[{case}] {status:?}");
+        std::thread::sleep(Duration::from_millis(300));
+        drop(dump);
+        let ins = common::inspect::inspect(&pcap, &[]);
+        let outcomes = |to| -> Vec<String> {
+            common::inspect::to_server(&ins, to)
+                .iter()
+                .map(|c| {
+                    common::inspect::json(c)["outcome"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                })
+                .collect()
+        };
+        let expected: &[&str] = if cache_on {
+            &["fallback", "plain", "plain"]
+        } else {
+            &["fallback", "fallback", "fallback"]
+        };
+        assert_eq!(outcomes(dst), expected, "[{case}]");
+        assert_eq!(outcomes(other), ["fallback"], "[{case}]");
+    }
+}
+
+/// Waits (bounded) until the daemon behind `control` has no connection rows left.
+fn wait_no_rows(control: &std::path::Path) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !sessions(control).is_empty() {
+        assert!(Instant::now() < deadline, "{:?}", sessions(control));
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
