@@ -692,8 +692,11 @@ fn direct(shared: &Shared, key: ConnKey, now: Instant) -> Option<&'static str> {
     None
 }
 
-/// The counted reasons of connections that went direct ([`direct`]).
+/// The counted reason (`tcpcrypt status`, fallbacks) of a connection that went direct, not
+/// through the daemon, because its destination is a cached type-2 path.
 pub const DIRECT_TYPE2_REASON: &str = "direct: cached type-2 path (ENO stripped after the SYN)";
+/// The counted reason of a connection that went direct because its destination answered
+/// without ENO lately ([`crate::plain_peers`]).
 pub const DIRECT_PLAIN_PEER_REASON: &str = "direct: cached peer without tcpcrypt";
 
 /// `max_connections` reached: the SYN goes on unmarked and undiverted, so the connection is
