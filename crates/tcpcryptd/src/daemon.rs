@@ -51,7 +51,7 @@ use tracing::{debug, info, warn};
 use crate::config::{Config, OptionPath};
 use crate::control::{ControlHandler, Registry, Row};
 use crate::expiring::ExpiringSet;
-use crate::plain_peers::{self, PlainPeers};
+use crate::plain_peers::{self, PlainPeers, Route};
 use crate::pump::{self, SharedTraffic};
 use crate::rules::Plan;
 use crate::syn::{AppSyn, ConnKey, Decision, Handled, Limits, Outcome, ServerSyn, SynPath};
@@ -682,14 +682,23 @@ fn direct(shared: &Shared, key: ConnKey, now: Instant) -> Option<&'static str> {
         );
         return Some(DIRECT_TYPE2_REASON);
     }
-    if lock(&shared.plain_peers).contains(key.remote, now) {
-        debug!(
-            "{key:?}: {} answered without ENO lately; going direct",
-            key.remote
-        );
-        return Some(DIRECT_PLAIN_PEER_REASON);
+    match lock(&shared.plain_peers).check(key.remote, now) {
+        Route::Negotiate => None,
+        Route::Probe => {
+            debug!(
+                "{key:?}: {} answered without ENO lately; this connection probes it",
+                key.remote
+            );
+            None
+        }
+        Route::Direct => {
+            debug!(
+                "{key:?}: {} answered without ENO lately; going direct",
+                key.remote
+            );
+            Some(DIRECT_PLAIN_PEER_REASON)
+        }
     }
-    None
 }
 
 /// The counted reason (`tcpcrypt status`, fallbacks) of a connection that went direct, not
@@ -1095,6 +1104,9 @@ async fn prepare(shared: &Shared, key: ConnKey, net: &TcpStream, direction: Dire
             return Ready::Plain { reason, after_syn };
         }
     };
+    if direction == Direction::Outgoing {
+        lock(&shared.plain_peers).remove(key.remote);
+    }
     let (role, tep) = (negotiated.role, negotiated.tep);
     match Session::new(
         negotiated,

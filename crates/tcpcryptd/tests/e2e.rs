@@ -371,7 +371,47 @@ fn a_peer_without_tcpcrypt_is_reached_direct_after_the_first_connection() {
         };
         assert_eq!(outcomes(dst), expected, "[{case}]");
         assert_eq!(outcomes(other), ["fallback"], "[{case}]");
+        if cache_on && !v6 {
+            encrypted_again_after_a_probe(&net, &control, dst);
+        }
     }
+}
+
+/// B starts its daemon while A has `dst` cached: within one probe interval a connection goes
+/// with ENO again and is encrypted, which ends the entry: the next one is encrypted at once.
+fn encrypted_again_after_a_probe(net: &Net, control: &std::path::Path, dst: SocketAddr) {
+    let (_db, _) = net.daemon(&net.b, "b");
+    let started = Instant::now();
+    let deadline = started + tcpcryptd::plain_peers::PROBE_EVERY + TIMEOUT;
+    let encrypted = |s: &TcpStream| {
+        let local = s.local_addr().unwrap();
+        sessions(control)
+            .iter()
+            .any(|r| r.local == local && r.state == SessionState::Established)
+    };
+    let mut direct = 0;
+    loop {
+        let (_, _, s) = connect_and_ask_who(net, dst);
+        let done = encrypted(&s);
+        finish(s);
+        wait_no_rows(control);
+        if done {
+            break;
+        }
+        direct += 1;
+        assert!(
+            Instant::now() < deadline,
+            "no connection to {dst} encrypted within a probe interval of B's daemon starting"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (_, _, s) = connect_and_ask_who(net, dst);
+    assert!(encrypted(&s), "the entry ended with the encrypted probe");
+    finish(s);
+    eprintln!(
+        "encrypted again after {direct} direct connections, {:?} after B's daemon started",
+        started.elapsed()
+    );
 }
 
 /// Waits (bounded) until the daemon behind `control` has no connection rows left.

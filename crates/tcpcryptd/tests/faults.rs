@@ -56,6 +56,15 @@ enum End {
     Corrupt,
 }
 
+/// A's daemon with `args`, its cache of peers without tcpcrypt off: these tests check that
+/// connections are encrypted again as soon as B's daemon is back or has room, while the cache
+/// (on by default) would send them direct until its next probe (`tcpcryptd::plain_peers`,
+/// whose recovery e2e.rs tests).
+fn daemon_a(net: &Net, args: &[&str]) -> (common::hosts::Proc, std::path::PathBuf) {
+    let args = [args, &["--plain-peer-cache-secs", "0"]].concat();
+    net.daemon_with(&net.a, "a", &args)
+}
+
 fn end_of(e: &std::io::Error) -> End {
     match e.kind() {
         ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::ConnectionAborted => {
@@ -196,7 +205,7 @@ fn kill_during_transfers(kill_a: bool) {
     } else {
         (&[], &mandatory)
     };
-    let (mut da, ca) = net.daemon_with(&net.a, "a", a_args);
+    let (mut da, ca) = daemon_a(&net, a_args);
     let (mut db, cb) = net.daemon_with(&net.b, "b", b_args);
     let pcap = net.dir.join("kill.pcap");
     let dump = capture(&net, &pcap, 0);
@@ -269,7 +278,7 @@ fn kill_during_transfers(kill_a: bool) {
 
     // Restart over the leftovers.
     let (mut restarted, control) = if kill_a {
-        net.daemon_with(&net.a, "a", a_args)
+        daemon_a(&net, a_args)
     } else {
         net.daemon_with(&net.b, "b", b_args)
     };
@@ -351,7 +360,7 @@ fn queue_overload_fails_open_and_nothing_stalls() {
     net.echo_service();
     let _ends = reporting_echo(&net, REPORTING);
     // A's daemon leaves the flood's port alone (the raw SYNs leave through A's OUTPUT hook).
-    let (_da, ca) = net.daemon_with(&net.a, "a", &["--exclude-ports", "22,443,8099"]);
+    let (_da, ca) = daemon_a(&net, &["--exclude-ports", "22,443,8099"]);
     let (db, cb) = net.daemon(&net.b, "b");
     let b_pid = db.0.id();
 
@@ -504,7 +513,7 @@ fn connection_limit(limit_on_a: bool) {
     } else {
         (&[], &limit)
     };
-    let (da, ca) = net.daemon_with(&net.a, "a", a_args);
+    let (da, ca) = daemon_a(&net, a_args);
     let (db, cb) = net.daemon_with(&net.b, "b", b_args);
     let limited = if limit_on_a { da.0.id() } else { db.0.id() };
     let (fd0, rss0) = (robust::fd_count(limited), robust::rss_kib(limited));
