@@ -6,8 +6,10 @@
 #   sudo ./scripts/bench.sh [--quick] [--rounds N] [--out PREFIX] [--systems A,B,...]
 #
 # --systems runs only those (plain, tcpcrypt-aes128gcm, tcpcrypt-aes256gcm,
-# tcpcrypt-chacha20poly1305, tcpcrypt-aes128gcm-resumed, stunnel, stunnel-resumed,
-# wireguard-go), e.g. to measure a daemon change quickly; docs/ holds the full run.
+# tcpcrypt-chacha20poly1305, tcpcrypt-aes128gcm-resumed, tcpcrypt-client-only, stunnel,
+# stunnel-resumed, wireguard-go), e.g. to measure a daemon change quickly; docs/ holds the full
+# run. tcpcrypt-client-only runs tcpcryptd in the client's namespace only, against a server
+# without tcpcrypt: what the daemon costs connections to servers that lack it.
 #
 # Builds tcpcryptd, the tcpcrypt CLI and tcpcrypt-load in release mode, installs stunnel4,
 # wireguard-go, wireguard-tools, wrk, nginx-light and ethtool with apt-get when missing, then
@@ -30,7 +32,7 @@ usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' 
 QUICK=""
 ROUNDS=""
 OUT=docs/performance
-ALL_SYSTEMS="plain tcpcrypt-aes128gcm tcpcrypt-aes256gcm tcpcrypt-chacha20poly1305 tcpcrypt-aes128gcm-resumed stunnel stunnel-resumed wireguard-go"
+ALL_SYSTEMS="plain tcpcrypt-aes128gcm tcpcrypt-aes256gcm tcpcrypt-chacha20poly1305 tcpcrypt-aes128gcm-resumed tcpcrypt-client-only stunnel stunnel-resumed wireguard-go"
 ONLY=""
 while (($#)); do
     case $1 in
@@ -302,6 +304,44 @@ tcpcrypt_up() { # aead resumption(true|false)
     fi
     TARGET_HOST=$IP_B
 }
+# tcpcryptd on the client only: the server's namespace runs none.
+client_only_up() {
+    local ports
+    ports=(--client-port $((4760 + 2 * (DAEMON_STARTS % 100))) --server-port $((4761 + 2 * (DAEMON_STARTS % 100))))
+    DAEMON_STARTS=$((DAEMON_STARTS + 1))
+    rm -f "$tmp/tcpcryptd-a.sock"
+    RUST_LOG=${BENCH_RUST_LOG:-warn} ip netns exec "$NS_A" "$TCPCRYPTD" --control "$tmp/tcpcryptd-a.sock" \
+        --resumption false "${ports[@]}" "${TCPCRYPTD_FLAGS[@]}" \
+        </dev/null >/dev/null 2>>"$tmp/tcpcryptd-a.log" &
+    sys_pids+=($!)
+    wait_until "$TIMEOUT" "tcpcryptd (A)" "$TCPCRYPT" --control "$tmp/tcpcryptd-a.sock" status || return 1
+    TARGET_HOST=$IP_B
+}
+# Checks that nothing was encrypted and counts the connections that went direct.
+client_only_down() { # system-name
+    local name=$1 enc res pl direct
+    read -r enc res pl < <(tcpcrypt_counters a) || true
+    [[ $enc =~ ^[0-9]+$ && $pl =~ ^[0-9]+$ ]] || { enc=0 pl=0; }
+    direct=$("$TCPCRYPT" --control "$tmp/tcpcryptd-a.sock" status --json | python3 -c '
+import json, sys
+def find(o):
+    if isinstance(o, dict):
+        if "fallbacks" in o:
+            return o["fallbacks"]
+        for v in o.values():
+            r = find(v)
+            if r is not None: return r
+    return None
+print((find(json.load(sys.stdin)) or {}).get("direct: cached peer without tcpcrypt", 0))') || direct=0
+    log "  $name: client daemon counted $pl plain, $direct of them direct (cached), $enc encrypted"
+    CK_PL[$name]=$((${CK_PL[$name]:-0} + pl))
+    CK_DIRECT[$name]=$((${CK_DIRECT[$name]:-0} + direct))
+    if [ "$enc" -ne 0 ] || [ "$pl" -eq 0 ]; then
+        log "  $name: NOT as expected: the records of this run are marked failed"
+        BAD_RUN=yes
+    fi
+    stop_sys
+}
 # Counters of one daemon: "encrypted resumed plain".
 tcpcrypt_counters() {
     "$TCPCRYPT" --control "$tmp/tcpcryptd-$1.sock" status --json | python3 -c '
@@ -455,7 +495,7 @@ wg_up() {
 # ---------------------------------------------------------------------------------------------
 # Measurements: each appends one record to $RAW.
 BAD_RUN=""
-declare -A CK_ENC=() CK_RES=() CK_PL=()
+declare -A CK_ENC=() CK_RES=() CK_PL=() CK_DIRECT=()
 WRK_RETRIES=()
 load() { # system test-args...
     local system=$1 pids out target=$TARGET
@@ -545,6 +585,8 @@ tcpcryptd --control /tmp/DIR/tcpcryptd-{a,b}.sock --aeads AEAD --resumption BOOL
 # Everything else is the default (client and server roles, the default TEP list, no port of
 # the benchmark excluded, worker threads: half the CPUs, option path auto: the BPF option path
 # where its program loads, as the status line below says), release build.
+# tcpcrypt-client-only: tcpcryptd --resumption false in namespace A only (the same flags
+# otherwise), none in B; plain_peer_cache_secs at its default (300).
 EOF
 
 # ---------------------------------------------------------------------------------------------
@@ -599,6 +641,12 @@ for ((round = 1; round <= ROUNDS; round++)); do
                 # leave thousands of TIME_WAIT sockets on the client daemon's listener port.
                 up=(tcpcrypt_up aes128gcm true) tests=(idle_test rate_test http_rate latency_test)
                 down=(tcpcrypt_down "$system" true) ;;
+            tcpcrypt-client-only)
+                # Each measurement on a fresh port: bulk's connections are the first to their
+                # destination (relayed plain by the daemon); most of the rate and latency
+                # connections find it cached and go direct.
+                up=(client_only_up) tests=(bulk_tests rate_test http_rate latency_test)
+                down=(client_only_down "$system") ;;
             stunnel) up=(stunnel_up no) tests=("${all[@]}") down=(stop_sys) ;;
             stunnel-resumed) up=(stunnel_up yes) tests=(rate_test http_rate latency_test) down=(stop_sys) ;;
             wireguard-go) up=(wg_up) tests=("${all[@]}") down=(stop_sys) ;;
@@ -627,6 +675,9 @@ meta "load average at end" "$(cut -d' ' -f1-3 /proc/loadavg)"
 meta "measuring time" "$(((SECONDS - started) / 60)) min $(((SECONDS - started) % 60)) s"
 for name in "${!CK_ENC[@]}"; do
     meta "tcpcrypt check: $name" "the client daemons counted ${CK_ENC[$name]} encrypted connections (${CK_RES[$name]} resumed) and ${CK_PL[$name]} plain over all rounds"
+done
+for name in "${!CK_DIRECT[@]}"; do
+    meta "tcpcrypt check: $name" "the client daemon counted ${CK_PL[$name]} plain connections over all rounds, ${CK_DIRECT[$name]} of them direct (the destination cached as a server without tcpcrypt), none encrypted"
 done
 ((${#WRK_RETRIES[@]} == 0)) || meta "wrk runs that failed to start" "$(IFS=';'; echo "${WRK_RETRIES[*]}")"
 

@@ -39,9 +39,24 @@ pub const BULK_SYSTEMS: &[(&str, &str, &str)] = &[
         "tcpcrypt ChaCha20-Poly1305",
         "tcpcrypt ChaCha",
     ),
+    (
+        CLIENT_ONLY,
+        "tcpcryptd on the client only, server without tcpcrypt (first contact: relayed plain)",
+        "client-only",
+    ),
     ("stunnel", "stunnel (TLS 1.3, AES-128-GCM)", "stunnel"),
     ("wireguard-go", "wireguard-go", "wireguard-go"),
 ];
+
+/// The system with tcpcryptd on the client only and a server without tcpcrypt: what running
+/// the daemon costs connections to the servers that lack it. Compared with plain TCP only; no
+/// target of the issue applies to it.
+pub const CLIENT_ONLY: &str = "tcpcrypt-client-only";
+
+/// True for the tcpcrypt systems that encrypt, compared with stunnel and judged by targets.
+fn encrypting(sys: &str) -> bool {
+    sys.starts_with("tcpcrypt") && sys != CLIENT_ONLY
+}
 
 /// Systems of the connection rate and latency tables, in order.
 pub const CONN_SYSTEMS: &[(&str, &str, &str)] = &[
@@ -61,6 +76,11 @@ pub const CONN_SYSTEMS: &[(&str, &str, &str)] = &[
         "stunnel-resumed",
         "stunnel, session resumption",
         "stunnel resumed",
+    ),
+    (
+        CLIENT_ONLY,
+        "tcpcryptd on the client only, server without tcpcrypt (cached: direct)",
+        "client-only",
     ),
     ("wireguard-go", "wireguard-go", "wireguard-go"),
 ];
@@ -144,7 +164,7 @@ impl Results {
         for (test, streams) in [("bulk1", "1 stream"), ("bulk4", "4 streams")] {
             let plain = self.median_of("plain", test, gbps);
             let stunnel = self.median_of("stunnel", test, gbps);
-            for &(sys, label, _) in BULK_SYSTEMS.iter().filter(|s| s.0.starts_with("tcpcrypt")) {
+            for &(sys, label, _) in BULK_SYSTEMS.iter().filter(|s| encrypting(s.0)) {
                 let Some(x) = self.median_of(sys, test, gbps) else {
                     continue;
                 };
@@ -413,8 +433,10 @@ impl Results {
                 );
             }
             for test in ["bulk1", "bulk4"] {
-                cells.push(if sys.starts_with("tcpcrypt") {
+                cells.push(if encrypting(sys) {
                     self.ratios(sys, test, gbps, "stunnel")
+                } else if sys == CLIENT_ONLY {
+                    self.of_plain(sys, test, gbps)
                 } else {
                     String::new()
                 });
@@ -422,6 +444,17 @@ impl Results {
             let _ = writeln!(md, "| {} |", cells.join(" | "));
         }
         md.push('\n');
+    }
+
+    /// "45%" of `sys` against plain.
+    fn of_plain(&self, sys: &str, test: &str, field: impl Fn(&Record) -> Option<f64>) -> String {
+        match (
+            self.median_of(sys, test, &field),
+            self.median_of("plain", test, &field),
+        ) {
+            (Some(x), Some(p)) if p > 0.0 => format!("{:.0}%", 100.0 * x / p),
+            _ => "-".into(),
+        }
     }
 
     /// "45% / 2.10×" of `sys` against plain and against `other`.
@@ -480,7 +513,9 @@ impl Results {
                 .filter(|r| r.system == sys && r.test == test)
                 .filter_map(|r| r.errors)
                 .sum();
-            let (pct, times) = if sys.starts_with("tcpcrypt") {
+            let (pct, times) = if sys == CLIENT_ONLY {
+                (self.of_plain(sys, test, cps), String::new())
+            } else if encrypting(sys) {
                 let other = if sys.ends_with("resumed") {
                     "stunnel-resumed"
                 } else {
@@ -535,7 +570,7 @@ impl Results {
                 Some(p) if sys != "plain" => format!("{:+.3} ms", m - p),
                 _ => String::new(),
             };
-            let times = if sys.starts_with("tcpcrypt") {
+            let times = if encrypting(sys) {
                 let other = if sys.ends_with("resumed") {
                     "stunnel-resumed"
                 } else {
@@ -1006,6 +1041,14 @@ mod tests {
                 ..rec(round, "tcpcrypt-aes128gcm", "wire_bulk")
             });
         }
+        // tcpcryptd on the client only: compared with plain TCP, never judged by a target.
+        for round in 1..=3 {
+            records.push(bulk(round, CLIENT_ONLY, "bulk1", 9.0));
+            records.push(Record {
+                conns_per_sec: Some(5000.0),
+                ..rec(round, CLIENT_ONLY, "rate")
+            });
+        }
         // A failed measurement is reported, not counted.
         records.push(Record {
             error: Some("connect: refused".into()),
@@ -1034,6 +1077,30 @@ mod tests {
         assert_eq!(r.median_of("nobody", "bulk4", g), None);
         assert_eq!(r.idle_kib_per_conn(), Some(vec![40.0, 70.0]));
         assert!((r.half_rtt_ms().unwrap() - 0.02).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_client_only_system_is_compared_with_plain_only() {
+        let r = sample();
+        assert!(
+            r.verdicts()
+                .iter()
+                .all(|v| !v.target.contains("client only")),
+            "{:#?}",
+            r.verdicts()
+        );
+        let md = r.markdown();
+        let row = |prefix: &str| {
+            md.lines()
+                .find(|l| l.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no row {prefix:?} in\n{md}"))
+                .to_owned()
+        };
+        let bulk = row("| tcpcryptd on the client only, server without tcpcrypt (first contact");
+        assert!(bulk.contains("| 45% |"), "9 of 20 Gb/s: {bulk}");
+        assert!(!bulk.contains('×'), "no stunnel ratio: {bulk}");
+        let rate = row("| tcpcryptd on the client only, server without tcpcrypt (cached");
+        assert!(rate.contains("| 50% |  |"), "5000 of 10000 conn/s: {rate}");
     }
 
     #[test]

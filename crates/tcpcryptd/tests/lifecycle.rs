@@ -15,7 +15,9 @@ use std::net::TcpStream;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::hosts::{addr, exchange, finish, sessions, wait_encrypted, Net, PORT, TIMEOUT};
+use common::hosts::{
+    addr, connect_until_encrypted, exchange, finish, sessions, wait_encrypted, Net, PORT, TIMEOUT,
+};
 use tcpcrypt_control::{Client, Load, Request, Response};
 
 /// A connection from A to B's echo service, checked encrypted on A's daemon.
@@ -140,11 +142,12 @@ fn kill_during_connections(kill_a: bool) {
             exchange(&mut s, b"plain: B's daemon is dead");
             finish(s);
         }
+        // A remembered B's port as a server without tcpcrypt: its connections go direct until
+        // a probe finds B's new daemon (at most one probe interval), then all are encrypted.
         let (_db, cb) = net.daemon(&net.b, "b");
         for v6 in [false, true] {
-            let mut s = net.connect(addr('b', v6, PORT)).expect("connect");
-            exchange(&mut s, b"encrypted?");
-            let row = wait_encrypted(&ca, s.local_addr().unwrap());
+            let (s, row, _) =
+                connect_until_encrypted(&net, &ca, addr('b', v6, PORT), b"encrypted?");
             // The new B runs the other end of this very session. (Not a count of B's rows:
             // the row of the connection just finished may still be leaving B's table.)
             let rows = sessions(&cb);

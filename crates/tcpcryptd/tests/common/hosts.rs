@@ -347,6 +347,43 @@ pub fn wait_encrypted(control: &Path, local: SocketAddr) -> SessionInfo {
     }
 }
 
+/// Connects from A to `dst` and exchanges `data` until a connection is encrypted by A's daemon
+/// at `control`, and returns it with its row. While A's daemon has `dst` cached as a server
+/// without tcpcrypt (tcpcryptd's `plain_peers`), connections go direct, plain, until the next
+/// probe; so this is bounded by the probe interval (plus [`TIMEOUT`]), and says how many went
+/// direct first.
+pub fn connect_until_encrypted(
+    net: &Net,
+    control: &Path,
+    dst: SocketAddr,
+    data: &[u8],
+) -> (TcpStream, SessionInfo, usize) {
+    let deadline = Instant::now() + tcpcryptd::plain_peers::PROBE_EVERY + TIMEOUT;
+    let mut direct = 0;
+    loop {
+        let mut s = net.connect(dst).expect("connect");
+        exchange(&mut s, data);
+        let local = s.local_addr().unwrap();
+        let row = sessions(control).into_iter().find(|r| r.local == local);
+        match row {
+            // Through the daemon: it settles (encrypted) within the usual bound.
+            Some(_) => {
+                let row = wait_encrypted(control, local);
+                return (s, row, direct);
+            }
+            None => {
+                direct += 1;
+                finish(s);
+                assert!(
+                    Instant::now() < deadline,
+                    "no connection to {dst} went through A's daemon within a probe interval"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
 /// The established row with session ID `id` in the daemon at `control`, waited for (bounded):
 /// the two daemons record their rows independently, so the peer's may lag the one just read
 /// (seen under load: B's row still in the handshake state when A's was established).
