@@ -345,7 +345,7 @@ impl EnoOptions {
 }
 
 /// An error with its sources (aya's messages name the call, their sources the errno).
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
     while let Some(inner) = source {
@@ -393,7 +393,7 @@ pub fn cookie_of(socket: &impl AsFd) -> Result<u64, BpfError> {
     })
 }
 
-fn getsockopt_u64(socket: &impl AsFd, opt: libc::c_int) -> io::Result<u64> {
+pub(crate) fn getsockopt_u64(socket: &impl AsFd, opt: libc::c_int) -> io::Result<u64> {
     let mut value: u64 = 0;
     let mut len = size_of::<u64>() as libc::socklen_t;
     // SAFETY: `value` and `len` are valid for writes of the sizes given; the fd is borrowed.
@@ -447,7 +447,7 @@ fn open_own_cgroup2() -> Result<File, BpfError> {
             source,
         })
     };
-    if let Some(mount) = cgroup2_mount(&read("/proc/self/mountinfo")?) {
+    if let Some(mount) = mount_point_of(&read("/proc/self/mountinfo")?, "cgroup2") {
         return open(&mount);
     }
     let dir = std::env::temp_dir().join(format!("tcpcryptd-cgroup2-{}", std::process::id()));
@@ -455,7 +455,16 @@ fn open_own_cgroup2() -> Result<File, BpfError> {
         what: "create a directory to mount cgroup2 on",
         source,
     })?;
-    let mounted = mount_cgroup2(&dir);
+    let mounted = mount_fs(&dir, c"cgroup2").map_err(|e| {
+        if e.raw_os_error() == Some(libc::ENODEV) {
+            BpfError::NoCgroup2
+        } else {
+            BpfError::Io {
+                what: "mount cgroup2 (none is mounted in this mount namespace)",
+                source: e,
+            }
+        }
+    });
     let file = mounted.and_then(|()| {
         let f = open(&dir);
         unmount_detached(&dir);
@@ -465,35 +474,29 @@ fn open_own_cgroup2() -> Result<File, BpfError> {
     file
 }
 
-fn mount_cgroup2(dir: &std::path::Path) -> Result<(), BpfError> {
+/// Mounts a fresh instance of the file system `fstype` on `dir`.
+pub(crate) fn mount_fs(dir: &std::path::Path, fstype: &std::ffi::CStr) -> io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
-    let target =
-        std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|_| BpfError::NoCgroup2)?;
+    let target = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: mount(2) with NUL-terminated strings that outlive the call and no data.
     let rc = unsafe {
         libc::mount(
             c"none".as_ptr(),
             target.as_ptr(),
-            c"cgroup2".as_ptr(),
+            fstype.as_ptr(),
             0,
             std::ptr::null(),
         )
     };
     if rc != 0 {
-        let e = io::Error::last_os_error();
-        return Err(if e.raw_os_error() == Some(libc::ENODEV) {
-            BpfError::NoCgroup2
-        } else {
-            BpfError::Io {
-                what: "mount cgroup2 (none is mounted in this mount namespace)",
-                source: e,
-            }
-        });
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }
 
-fn unmount_detached(dir: &std::path::Path) {
+/// Detaches the mount on `dir` (lazily: it goes once nothing uses it).
+pub(crate) fn unmount_detached(dir: &std::path::Path) {
     use std::os::unix::ffi::OsStrExt;
     if let Ok(target) = std::ffi::CString::new(dir.as_os_str().as_bytes()) {
         // SAFETY: umount2(2) with a NUL-terminated path that outlives the call.
@@ -501,13 +504,13 @@ fn unmount_detached(dir: &std::path::Path) {
     }
 }
 
-/// The mount point of the cgroup2 file system in a mountinfo text.
-fn cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
+/// The mount point of the first file system of type `fstype` in a mountinfo text.
+pub(crate) fn mount_point_of(mountinfo: &str, fstype: &str) -> Option<PathBuf> {
     mountinfo.lines().find_map(|line| {
         let (pre, post) = line.split_once(" - ")?;
-        let fstype = post.split_whitespace().next()?;
+        let fs = post.split_whitespace().next()?;
         let mount_point = pre.split_whitespace().nth(4)?;
-        (fstype == "cgroup2").then(|| PathBuf::from(mount_point))
+        (fs == fstype).then(|| PathBuf::from(mount_point))
     })
 }
 
@@ -520,11 +523,11 @@ mod tests {
         let info = "35 25 0:30 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n\
                     41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
         assert_eq!(
-            cgroup2_mount(info),
+            mount_point_of(info, "cgroup2"),
             Some(PathBuf::from("/sys/fs/cgroup/unified"))
         );
         assert_eq!(
-            cgroup2_mount("35 25 0:30 / /x rw - cgroup cgroup rw\n"),
+            mount_point_of("35 25 0:30 / /x rw - cgroup cgroup rw\n", "cgroup2"),
             None
         );
     }

@@ -5,6 +5,9 @@
 //!   nfqueue   NETLINK_NETFILTER client: receive queued SYN/SYN-ACK/ACK packets, send verdicts
 //!   bpf       the BPF option path: a sock_ops program writing the ENO options the daemon decided
 //!             into its own connections' segments (no NFQUEUE round trip for them)
+//!   syn_filters  socket-filter programs the rules run as xt_bpf matches, so that SYNs the
+//!             daemon has nothing to decide about (to a cached server without tcpcrypt, or
+//!             carrying no ENO) never cross NFQUEUE
 //!   rules     the daemon's own iptables/ip6tables chains and ip rules/routes, installed and
 //!             removed as one guarded unit (coexists with foreign rules)
 //!   sockopt   SO_MARK, IP(V6)_TRANSPARENT, SO_LINGER 0, TCP_NODELAY
@@ -21,8 +24,8 @@
 //!
 //! Every `unsafe` block is a single system call on memory this crate owns, with a `SAFETY`
 //! comment; parsing of kernel replies is done in safe code on byte slices. The other `unsafe`
-//! items are the two `unsafe impl aya::Pod` of `bpf`, declaring the BPF maps' key and value
-//! structs plain data (their layout is checked against the C structs by a unit test).
+//! items are the `unsafe impl aya::Pod` of `bpf` and `syn_filters`, declaring the BPF maps' key
+//! and value structs plain data (their layouts are checked against the C structs by unit tests).
 
 #![cfg(target_os = "linux")]
 #![warn(missing_docs)]
@@ -36,3 +39,4 @@ pub mod packet_socket;
 pub mod rlimit;
 pub mod rules;
 pub mod sockopt;
+pub mod syn_filters;
