@@ -53,7 +53,11 @@ pub struct Registry {
     rows: Mutex<HashMap<u64, Row>>,
     counters: Mutex<Counters>,
     live: Arc<AtomicUsize>,
+    kernel_counts: Mutex<Vec<(&'static str, KernelCount)>>,
 }
+
+/// Reads a count kept in the kernel ([`Registry::add_kernel_count`]).
+pub type KernelCount = Box<dyn Fn() -> u64 + Send + Sync>;
 
 impl Registry {
     /// An empty registry.
@@ -65,7 +69,17 @@ impl Registry {
             rows: Mutex::new(HashMap::new()),
             counters: Mutex::new(Counters::default()),
             live: Arc::new(AtomicUsize::new(0)),
+            kernel_counts: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Plain connections counted in the kernel, not here (the SYN filters' direct SYNs):
+    /// `read` is added to `connections_plain` and to the fallback `reason` at each status.
+    pub fn add_kernel_count(&self, reason: &'static str, read: KernelCount) {
+        self.kernel_counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((reason, read));
     }
 
     /// The count of connections proxied now, which the daemon holds against `max_connections`
@@ -132,6 +146,18 @@ impl Registry {
         let rows = self.rows();
         let mut counters = self.counters().clone();
         counters.active_sessions = rows.len() as u64;
+        for (reason, read) in self
+            .kernel_counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            let n = read();
+            counters.connections_plain += n;
+            if n > 0 {
+                *counters.fallbacks.entry((*reason).to_owned()).or_default() += n;
+            }
+        }
         for row in rows.values() {
             counters.bytes_in += row.traffic.bytes_in.load(Ordering::Relaxed);
             counters.bytes_out += row.traffic.bytes_out.load(Ordering::Relaxed);

@@ -43,6 +43,7 @@ use tcpcrypt_proto::session::{Event, Session, SessionConfig};
 use tcpcrypt_sys::bpf::{self, BpfError, EnoOptions};
 use tcpcrypt_sys::nfqueue::{NfqError, Packet, Queue, QueueConfig, Verdict};
 use tcpcrypt_sys::sockopt;
+use tcpcrypt_sys::syn_filters::{self, SynFilters};
 use tokio::io::unix::AsyncFd;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::oneshot;
@@ -53,7 +54,7 @@ use crate::control::{ControlHandler, Registry, Row};
 use crate::expiring::ExpiringSet;
 use crate::plain_peers::{self, PlainPeers, Route};
 use crate::pump::{self, SharedTraffic};
-use crate::rules::Plan;
+use crate::rules::{Plan, SynFilterPaths};
 use crate::syn::{AppSyn, ConnKey, Decision, Handled, Limits, Outcome, ServerSyn, SynPath};
 use crate::type2_cache::{self, Type2Cache};
 
@@ -237,6 +238,9 @@ struct Shared {
     /// The BPF option path's program and maps, if it is the path in use (lock order: `syn`
     /// before `bpf`).
     bpf: Option<Mutex<EnoOptions>>,
+    /// The SYN filters, if their rules are installed: then the kernel holds the cache of
+    /// servers without tcpcrypt, and `plain_peers` stays empty.
+    syn_filters: Option<Arc<Mutex<SynFilters>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -279,6 +283,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         warn!("rekey_after_bytes = {bytes}: a debugging setting, not for production");
     }
     let (config, bpf) = option_path(config)?;
+    let mut filters = bpf.as_ref().and_then(|_| load_syn_filters());
     let families = if config.ipv6 {
         vec![
             IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -310,12 +315,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     if config.server {
         queues.push((QueueKind::ServerSyn, open_queue(q.server_syn)?));
     }
-    let plan = Plan::new(&config);
-    let rules = plan.rule_set(&config.chain_prefix).install()?;
+    let (plan, rules) = install_rules(&config, filters.as_mut())?;
     info!(
         "rules installed:\n{}",
         plan.render(&config.chain_prefix).trim_end()
     );
+    let filters = filters.map(|f| Arc::new(Mutex::new(f)));
 
     // Bound last: a client that can connect to it finds the daemon ready.
     let control = tcpcrypt_control::server::bind(
@@ -328,6 +333,13 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let control = tokio::net::UnixListener::from_std(control)
         .map_err(io_err("register the control socket"))?;
     let registry = Arc::new(Registry::new(config.clone()));
+    if let Some(f) = &filters {
+        let f = f.clone();
+        registry.add_kernel_count(
+            DIRECT_PLAIN_PEER_REASON,
+            Box::new(move || lock(&f).direct_count()),
+        );
+    }
     let shared = Arc::new(Shared {
         syn: Mutex::new(SynState {
             path: SynPath::new(
@@ -354,6 +366,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         )),
         reachable: Mutex::new(ExpiringSet::new(REACHABLE_FOR, type2_cache::DEFAULT_MAX)),
         bpf: bpf.map(Mutex::new),
+        syn_filters: filters,
         config: config.clone(),
     });
     for (kind, queue) in queues {
@@ -388,6 +401,38 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let _ = std::fs::remove_file(&config.control);
     removed?;
     Ok(())
+}
+
+/// The SYN filters of the BPF path, if they load; without them every SYN is queued, as on
+/// the NFQUEUE path.
+fn load_syn_filters() -> Option<SynFilters> {
+    match SynFilters::load(plain_peers::PROBE_EVERY) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            info!("SYN filters: {e}; every SYN goes through NFQUEUE");
+            None
+        }
+    }
+}
+
+/// Installs the rule set, with the SYN filters' matches if `filters` can be pinned for the
+/// time the rules are added (the rules then hold the programs; the pins go at once).
+fn install_rules(
+    config: &Config,
+    filters: Option<&mut SynFilters>,
+) -> Result<(Plan, tcpcrypt_sys::rules::InstalledRules), DaemonError> {
+    let pinned = filters.and_then(|f| {
+        f.pin()
+            .inspect_err(|e| info!("SYN filters: {e}; every SYN goes through NFQUEUE"))
+            .ok()
+    });
+    let paths = pinned.as_ref().map(|p| SynFilterPaths {
+        cached_plain_peer: p.path(syn_filters::CACHED_PLAIN_PEER).display().to_string(),
+        syn_without_eno: p.path(syn_filters::SYN_WITHOUT_ENO).display().to_string(),
+    });
+    let plan = Plan::with_syn_filters(config, paths.as_ref());
+    let rules = plan.rule_set(&config.chain_prefix).install()?;
+    Ok((plan, rules))
 }
 
 /// Resolves `--option-path`: loads the BPF program for `bpf` (a failure refuses the start)
@@ -681,6 +726,11 @@ fn direct(shared: &Shared, key: ConnKey, now: Instant) -> Option<&'static str> {
             key.remote.ip()
         );
         return Some(DIRECT_TYPE2_REASON);
+    }
+    if shared.syn_filters.is_some() {
+        // The kernel let every cached destination's SYN go, but for the probes: this is one,
+        // or not cached.
+        return None;
     }
     match lock(&shared.plain_peers).check(key.remote, now) {
         Route::Negotiate => None,
@@ -1082,6 +1132,31 @@ fn passive_outcome(
 const TCP_SYN: u8 = 0x02;
 const TCP_ACK: u8 = 0x10;
 
+/// `dst` answered without ENO: cached ([`crate::plain_peers`]) in the kernel's SYN filter if
+/// there is one, else here. A mandatory destination never is (it never goes direct).
+fn remember_plain_peer(shared: &Shared, dst: SocketAddr) {
+    let ttl = shared.config.plain_peer_cache_ttl;
+    if ttl.is_zero() || shared.config.mandatory(dst) {
+        return;
+    }
+    match &shared.syn_filters {
+        Some(f) => {
+            if let Err(e) = lock(f).insert_plain_peer(dst, ttl, plain_peers::PROBE_EVERY) {
+                warn!("cache {dst} as a server without tcpcrypt: {e}");
+            }
+        }
+        None => lock(&shared.plain_peers).insert(dst, Instant::now()),
+    }
+}
+
+/// `dst` negotiated ENO: no longer cached as a server without tcpcrypt.
+fn forget_plain_peer(shared: &Shared, dst: SocketAddr) {
+    match &shared.syn_filters {
+        Some(f) => lock(f).remove_plain_peer(dst),
+        None => lock(&shared.plain_peers).remove(dst),
+    }
+}
+
 /// Waits for the negotiation of `key` (the connection of `net`) to end and, if it enabled a
 /// TEP, starts the session: host A's Init1 is written to `net` at once (RFC 8548 §3.3), in a
 /// write of its own (PSH), so the key exchange does not wait for anything else.
@@ -1090,7 +1165,7 @@ async fn prepare(shared: &Shared, key: ConnKey, net: &TcpStream, direction: Dire
         Ok(Outcome::Enabled(n)) => n,
         Ok(Outcome::Plain(reason)) => {
             if direction == Direction::Outgoing && plain_peers::worth_caching(&reason) {
-                lock(&shared.plain_peers).insert(key.remote, Instant::now());
+                remember_plain_peer(shared, key.remote);
             }
             return Ready::Plain {
                 after_syn: reason == FallbackReason::MissingEno,
@@ -1105,7 +1180,7 @@ async fn prepare(shared: &Shared, key: ConnKey, net: &TcpStream, direction: Dire
         }
     };
     if direction == Direction::Outgoing {
-        lock(&shared.plain_peers).remove(key.remote);
+        forget_plain_peer(shared, key.remote);
     }
     let (role, tep) = (negotiated.role, negotiated.tep);
     match Session::new(

@@ -44,7 +44,10 @@ fn run() -> anyhow::Result<()> {
                  loads, the daemon installs those of --option-path bpf instead"
             );
         }
-        let plan = tcpcryptd::rules::Plan::new(&config);
+        // On the BPF path the SYN filters are pinned while the rules are added: placeholders.
+        let filters = (config.option_path == tcpcryptd::config::OptionPath::Bpf)
+            .then(tcpcryptd::rules::SynFilterPaths::placeholders);
+        let plan = tcpcryptd::rules::Plan::with_syn_filters(&config, filters.as_ref());
         print!("{}", plan.render(&config.chain_prefix));
         return Ok(());
     }

@@ -32,7 +32,10 @@
 //! whether ENO was accepted; and the server's SYN-ACK (`eno_out`), whose option may need the
 //! whole option space (a resumption answer). Both SYN-ACK rules match `--tcp-flags SYN,ACK
 //! SYN,ACK`; no chain has the settled-mark pair: four queued segments per connection instead
-//! of about nine.
+//! of about nine. There, the SYN filters ([`SynFilterPaths`], `tcpcrypt_sys::syn_filters`,
+//! xt_bpf matches) also keep two kinds of SYN out of the queues: an application's SYN to a
+//! cached server without tcpcrypt ([`crate::plain_peers`]; one probe per interval is still
+//! queued), and a received SYN without ENO, which the server side would only let pass.
 //!
 //! The one exception to fail-open is the mandatory policy: a SYN to a mandatory port or address
 //! that no live daemon marked (it let it go direct, or it is dead: SIGKILL leaves the rules in
@@ -46,7 +49,9 @@
 //!                            mark U → RETURN; mark S → RETURN; mark P → RETURN;
 //!                            connmark R → MARK R, RETURN;     (a redirected app's segments)
 //!                            -o lo → RETURN; ! --syn → RETURN;
-//!                            excluded ports → RETURN; --syn → NFQUEUE app_syn
+//!                            excluded ports → RETURN;
+//!                            [BPF path] --syn, bpf cached_plain_peer → RETURN;
+//!                            --syn → NFQUEUE app_syn
 //!   mangle PREROUTING C_MPRE: mark X → CONNMARK X; connmark X → RETURN;
 //!                            connmark U, not X, first 4 reply packets → NFQUEUE eno_in;
 //!                            -i lo, --syn, mark R → TPROXY client_port (lo address)
@@ -57,6 +62,7 @@
 //!   ip rule pref P+2 fwmark R lookup TBL; ip route local 0.0.0.0/0 (::/0) dev lo table TBL
 //! server (host B)
 //!   raw PREROUTING   S_RPRE: mark S → RETURN; -i lo → RETURN; ! --syn → RETURN; excluded → RETURN;
+//!                            [BPF path] --syn, bpf syn_without_eno → RETURN;
 //!                            --syn → NFQUEUE server_syn
 //!   mangle PREROUTING S_MPRE: mark X → CONNMARK X; connmark X → RETURN;
 //!                            mark D → CONNMARK D; mark D → TPROXY server_port (lo address);
@@ -121,9 +127,36 @@ pub struct Plan {
     pub routes: Vec<(Family, u32, Vec<String>)>,
 }
 
+/// Where the SYN filters (`tcpcrypt_sys::syn_filters`) are pinned while the rules are added:
+/// with them, the SYN queue rules are preceded by xt_bpf matches that let the SYNs the daemon
+/// has nothing to decide about go on unqueued.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SynFilterPaths {
+    /// Client side: an application's SYN to a cached server without tcpcrypt
+    /// ([`crate::plain_peers`]) goes direct.
+    pub cached_plain_peer: String,
+    /// Server side: a SYN without ENO goes on to the service, undiverted.
+    pub syn_without_eno: String,
+}
+
+impl SynFilterPaths {
+    /// Placeholders for `--print-rules` (the real paths exist only while the rules are added).
+    pub fn placeholders() -> Self {
+        Self {
+            cached_plain_peer: "BPFFS/tcpcryptd-PID-N/cached_plain_peer".to_owned(),
+            syn_without_eno: "BPFFS/tcpcryptd-PID-N/syn_without_eno".to_owned(),
+        }
+    }
+}
+
 impl Plan {
     /// The plan for `config`: client and/or server side, IPv4 and (if enabled) IPv6.
     pub fn new(config: &Config) -> Self {
+        Self::with_syn_filters(config, None)
+    }
+
+    /// [`Plan::new`], with the SYN filters' matches if `filters` names them.
+    pub fn with_syn_filters(config: &Config, filters: Option<&SynFilterPaths>) -> Self {
         let mut plan = Self::default();
         let families: &[Family] = if config.ipv6 {
             &[Family::V4, Family::V6]
@@ -132,10 +165,10 @@ impl Plan {
         };
         for &family in families {
             if config.client {
-                plan.client(config, family);
+                plan.client(config, family, filters);
             }
             if config.server {
-                plan.server(config, family);
+                plan.server(config, family, filters);
             }
         }
         plan
@@ -195,7 +228,7 @@ impl Plan {
         out
     }
 
-    fn client(&mut self, c: &Config, family: Family) {
+    fn client(&mut self, c: &Config, family: Family, filters: Option<&SynFilterPaths>) {
         let m = &c.marks;
         let q = &c.queues;
         let bpf = c.option_path == OptionPath::Bpf;
@@ -234,6 +267,10 @@ impl Plan {
             args(&["-p", "tcp", "!", "--syn", "-j", "RETURN"]),
         ]);
         mout.extend(excluded(c));
+        if let Some(f) = filters {
+            // A cached server without tcpcrypt, its probe not due: direct, unqueued.
+            mout.push(args(&["-p", "tcp", "--syn"]).bpf(&f.cached_plain_peer));
+        }
         mout.push(args(&["-p", "tcp", "--syn"]).queue(q.app_syn));
         self.chain(family, Table::Mangle, Hook::Output, "C_MOUT", mout);
         let mut mpre = settled_rules(c);
@@ -297,7 +334,7 @@ impl Plan {
         }
     }
 
-    fn server(&mut self, c: &Config, family: Family) {
+    fn server(&mut self, c: &Config, family: Family, filters: Option<&SynFilterPaths>) {
         let m = &c.marks;
         let q = &c.queues;
         let mut rpre = vec![
@@ -307,6 +344,10 @@ impl Plan {
             args(&["-p", "tcp", "!", "--syn", "-j", "RETURN"]),
         ];
         rpre.extend(excluded(c));
+        if let Some(f) = filters {
+            // No ENO: nothing to divert (a mandatory port still refuses it in S_FIN).
+            rpre.push(args(&["-p", "tcp", "--syn"]).bpf(&f.syn_without_eno));
+        }
         rpre.push(args(&["-p", "tcp", "--syn"]).queue(q.server_syn));
         self.chain(family, Table::Raw, Hook::Prerouting, "S_RPRE", rpre);
         let tproxy_mark = mask(m.tproxy);
@@ -448,6 +489,10 @@ impl Rule {
             "--on-ip",
             loopback(family),
         ])
+    }
+    /// Matched by the pinned socket-filter program at `path`: RETURN.
+    fn bpf(self, path: &str) -> Self {
+        self.then(&["-m", "bpf", "--object-pinned", path, "-j", "RETURN"])
     }
     fn queue(self, num: u16) -> Self {
         let n = num.to_string();
@@ -658,6 +703,41 @@ mod tests {
             plain.unwrap() < syn.unwrap(),
             "plain retries skip the SYN queue"
         );
+    }
+
+    #[test]
+    fn the_syn_filters_precede_the_syn_queues() {
+        let c = config(&["--option-path", "bpf"]);
+        let paths = SynFilterPaths::placeholders();
+        let plan = Plan::with_syn_filters(&c, Some(&paths));
+        let text = plan.render("T_");
+        for (tool, chain, path, queue) in [
+            ("iptables", "T_C_MOUT", &paths.cached_plain_peer, "4750"),
+            ("ip6tables", "T_C_MOUT", &paths.cached_plain_peer, "4750"),
+            ("iptables", "T_S_RPRE", &paths.syn_without_eno, "4753"),
+            ("ip6tables", "T_S_RPRE", &paths.syn_without_eno, "4753"),
+        ] {
+            let lines: Vec<&str> = text
+                .lines()
+                .filter(|l| {
+                    l.starts_with(&format!("{tool} ")) && l.contains(&format!("-A {chain} "))
+                })
+                .collect();
+            let filter = lines
+                .iter()
+                .position(|l| {
+                    l.ends_with(&format!(
+                        "-p tcp --syn -m bpf --object-pinned {path} -j RETURN"
+                    ))
+                })
+                .unwrap_or_else(|| panic!("{tool} {chain}: no filter rule in {lines:#?}"));
+            assert!(
+                lines[filter + 1].contains(&format!("--syn -j NFQUEUE --queue-num {queue}")),
+                "{tool} {chain}: the filter comes right before the SYN queue: {lines:#?}"
+            );
+        }
+        // Without them (or on the NFQUEUE path) no rule names a program.
+        assert!(!Plan::new(&c).render("T_").contains("-m bpf"));
     }
 
     #[test]
