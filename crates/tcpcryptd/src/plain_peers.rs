@@ -9,6 +9,12 @@
 //! plain through the daemon's two extra sockets, for nothing. The key is the address *and*
 //! port: one host may run tcpcrypt for one service and not for another.
 //!
+//! **Where it lives.** On the BPF path the cache is a map of the kernel's SYN filter
+//! (`tcpcrypt_sys::syn_filters`, an xt_bpf match in front of the application-SYN queue), which
+//! lets the cached destinations' SYNs go without queueing them (the probes are queued, as
+//! every other SYN). [`PlainPeers`] is the same cache in the daemon, used when the filters
+//! are not loaded (the NFQUEUE path), where every application SYN is queued and checked here.
+//!
 //! **Probes.** One connection to a cached destination every [`PROBE_EVERY`] still goes the
 //! normal way, with ENO: if the peer now answers with ENO (its daemon was restarted, was at
 //! its connection limit, or was just installed), the entry goes and every connection is
