@@ -342,11 +342,20 @@ fn queue_total(net_ns: &tcpcrypt_sys::netns::NetNs, queue: u16) -> Option<u64> {
 }
 
 /// `n` raw SYNs from A (source ports cycling over 1024..65000) to B:`port` with no options.
+/// `n` raw SYNs from A to B:`port`, each with the legacy kind-253 ENO option (RFC 8547 §11):
+/// B's daemon must see them (its SYN filter lets SYNs with no ENO at all pass unqueued), and
+/// lets them pass after parsing, keeping no state for them, as it did for option-less SYNs
+/// before the filter.
 fn syn_flood(net: &Net, port: u16, n: usize, v6: bool) {
     let raw = RawSender::new(&net.a);
     for i in 0..n {
         let sport = 1024 + (i % 63976) as u16;
-        raw.syn(addr('a', v6, sport), addr('b', v6, port), &[], &[]);
+        raw.syn(
+            addr('a', v6, sport),
+            addr('b', v6, port),
+            &[253, 5, 0x45, 0x4e, 0x21],
+            &[],
+        );
     }
 }
 
