@@ -506,7 +506,15 @@ pub(crate) fn unmount_detached(dir: &std::path::Path) {
 
 /// The mount point of the first file system of type `fstype` in a mountinfo text.
 pub(crate) fn mount_point_of(mountinfo: &str, fstype: &str) -> Option<PathBuf> {
-    mountinfo.lines().find_map(|line| {
+    mount_points_of(mountinfo, fstype).next()
+}
+
+/// The mount points of the file systems of type `fstype` in a mountinfo text.
+pub(crate) fn mount_points_of<'a>(
+    mountinfo: &'a str,
+    fstype: &'a str,
+) -> impl Iterator<Item = PathBuf> + 'a {
+    mountinfo.lines().filter_map(move |line| {
         let (pre, post) = line.split_once(" - ")?;
         let fs = post.split_whitespace().next()?;
         let mount_point = pre.split_whitespace().nth(4)?;

@@ -25,7 +25,10 @@ use aya::maps::{HashMap, MapData, PerCpuArray};
 use aya::programs::SocketFilter;
 use aya::{Ebpf, EbpfLoader, Pod};
 
-use crate::bpf::{chain, mount_fs, mount_point_of, unmount_detached, BpfError};
+use crate::bpf::{chain, mount_fs, mount_points_of, unmount_detached, BpfError};
+
+/// Where systems mount the BPF file system.
+const SYSTEM_BPFFS: &str = "/sys/fs/bpf";
 
 /// The programs, by the name their rules use.
 pub const CACHED_PLAIN_PEER: &str = "cached_plain_peer";
@@ -143,7 +146,10 @@ impl SynFilters {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let name = format!("tcpcryptd-{}-{n}", std::process::id());
-        let (dir, mounted) = match mount_point_of(&mountinfo, "bpf") {
+        // The system's BPF file system if it has one; never another process's mount (such as
+        // another daemon's private one below, which can go at any moment).
+        let system = mount_points_of(&mountinfo, "bpf").find(|p| p == Path::new(SYSTEM_BPFFS));
+        let (dir, mounted) = match system {
             Some(bpffs) => {
                 let dir = bpffs.join(name);
                 std::fs::create_dir(&dir)
