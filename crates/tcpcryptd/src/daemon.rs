@@ -283,7 +283,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         warn!("rekey_after_bytes = {bytes}: a debugging setting, not for production");
     }
     let (config, bpf) = option_path(config)?;
-    let mut filters = bpf.as_ref().and_then(|_| load_syn_filters());
+    let filters = bpf.as_ref().and_then(|_| load_syn_filters());
     let families = if config.ipv6 {
         vec![
             IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -315,7 +315,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     if config.server {
         queues.push((QueueKind::ServerSyn, open_queue(q.server_syn)?));
     }
-    let (plan, rules) = install_rules(&config, filters.as_mut())?;
+    let (plan, rules, filters) = install_rules(&config, filters)?;
     info!(
         "rules installed:\n{}",
         plan.render(&config.chain_prefix).trim_end()
@@ -416,23 +416,52 @@ fn load_syn_filters() -> Option<SynFilters> {
 }
 
 /// Installs the rule set, with the SYN filters' matches if `filters` can be pinned for the
-/// time the rules are added (the rules then hold the programs; the pins go at once).
+/// time the rules are added (the rules then hold the programs; the pins go at once). Returns
+/// the filters if the rules use them.
 fn install_rules(
     config: &Config,
-    filters: Option<&mut SynFilters>,
-) -> Result<(Plan, tcpcrypt_sys::rules::InstalledRules), DaemonError> {
-    let pinned = filters.and_then(|f| {
-        f.pin()
+    mut filters: Option<SynFilters>,
+) -> Result<
+    (
+        Plan,
+        tcpcrypt_sys::rules::InstalledRules,
+        Option<SynFilters>,
+    ),
+    DaemonError,
+> {
+    let with_filters = filters.as_mut().and_then(|f| {
+        let pinned = f
+            .pin()
             .inspect_err(|e| info!("SYN filters: {e}; every SYN goes through NFQUEUE"))
-            .ok()
+            .ok()?;
+        let paths = SynFilterPaths {
+            cached_plain_peer: pinned
+                .path(syn_filters::CACHED_PLAIN_PEER)
+                .display()
+                .to_string(),
+            syn_without_eno: pinned
+                .path(syn_filters::SYN_WITHOUT_ENO)
+                .display()
+                .to_string(),
+        };
+        let plan = Plan::with_syn_filters(config, Some(&paths));
+        match plan.rule_set(&config.chain_prefix).install() {
+            Ok(rules) => Some((plan, rules)),
+            // The kernel or iptables may lack xt_bpf (the install removed what it added).
+            Err(e) => {
+                info!(
+                    "SYN filters: the rules with them failed ({e}); every SYN goes through NFQUEUE"
+                );
+                None
+            }
+        }
     });
-    let paths = pinned.as_ref().map(|p| SynFilterPaths {
-        cached_plain_peer: p.path(syn_filters::CACHED_PLAIN_PEER).display().to_string(),
-        syn_without_eno: p.path(syn_filters::SYN_WITHOUT_ENO).display().to_string(),
-    });
-    let plan = Plan::with_syn_filters(config, paths.as_ref());
+    if let Some((plan, rules)) = with_filters {
+        return Ok((plan, rules, filters));
+    }
+    let plan = Plan::new(config);
     let rules = plan.rule_set(&config.chain_prefix).install()?;
-    Ok((plan, rules))
+    Ok((plan, rules, None))
 }
 
 /// Resolves `--option-path`: loads the BPF program for `bpf` (a failure refuses the start)
