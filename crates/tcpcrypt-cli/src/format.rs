@@ -62,6 +62,14 @@ pub(crate) fn status(s: &Status) -> String {
             };
             let _ = writeln!(out, "  ENO option path: {path}{how}");
         }
+        if let Some(on) = p.syn_filters {
+            let how = if on {
+                "on (SYNs to cached servers without tcpcrypt, and SYNs without ENO, are not queued)"
+            } else {
+                "off (every SYN is queued to the daemon)"
+            };
+            let _ = writeln!(out, "  SYN filters: {how}");
+        }
         if load.at_limit() {
             let _ = write!(
                 out,

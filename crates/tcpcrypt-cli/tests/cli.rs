@@ -80,6 +80,7 @@ fn status() -> Status {
             resumption: true,
             keylog: None,
             option_path: Some("bpf".into()),
+            syn_filters: Some(true),
         },
         counters: Counters {
             connections_encrypted: 10,
@@ -183,7 +184,8 @@ fn status_summary() {
         text.ends_with(
             "\nload:\n  connections: 3 proxied now (max 16384)\n  worker threads: 1\n  ENO \
              option path: bpf (written by a sock_ops program; only SYNs and SYN-ACKs are \
-             queued)\n"
+             queued)\n  SYN filters: on (SYNs to cached servers without tcpcrypt, and SYNs \
+             without ENO, are not queued)\n"
         ),
         "{text}"
     );
@@ -196,6 +198,7 @@ fn status_summary() {
     assert_eq!(v["load"]["max_connections"], 16384);
     assert_eq!(v["load"]["worker_threads"], 1);
     assert_eq!(v["policy"]["option_path"], "bpf");
+    assert_eq!(v["policy"]["syn_filters"], true);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -54,6 +54,7 @@ pub struct Registry {
     counters: Mutex<Counters>,
     live: Arc<AtomicUsize>,
     kernel_counts: Mutex<Vec<(&'static str, KernelCount)>>,
+    syn_filters: AtomicBool,
 }
 
 /// Reads a count kept in the kernel ([`Registry::add_kernel_count`]).
@@ -70,7 +71,13 @@ impl Registry {
             counters: Mutex::new(Counters::default()),
             live: Arc::new(AtomicUsize::new(0)),
             kernel_counts: Mutex::new(Vec::new()),
+            syn_filters: AtomicBool::new(false),
         }
+    }
+
+    /// Says whether the SYN filters are in the rules (reported in the status's policy).
+    pub fn set_syn_filters(&self, on: bool) {
+        self.syn_filters.store(on, Ordering::Relaxed);
     }
 
     /// Plain connections counted in the kernel, not here (the SYN filters' direct SYNs):
@@ -185,6 +192,7 @@ impl Registry {
                 resumption: c.resumption,
                 keylog: c.keylog.as_ref().map(|p| p.display().to_string()),
                 option_path: Some(c.option_path.to_string()),
+                syn_filters: Some(self.syn_filters.load(Ordering::Relaxed)),
             },
             counters,
             load: Some(Load {

@@ -41,6 +41,12 @@ fn encrypted_roundtrip_with(v6: bool, path_a: &str, path_b: &str) {
             .expect("the daemon names its option path");
         let want = if asked == "auto" { "bpf" } else { asked };
         assert_eq!(running, want, "--option-path {asked}");
+        // The SYN filters come with the BPF path (this machine has xt_bpf).
+        assert_eq!(
+            status.policy.syn_filters,
+            Some(want == "bpf"),
+            "--option-path {asked}"
+        );
     }
     let pcap = net.dir.join("wire.pcap");
     let dump = capture(&net, &pcap, 0);

@@ -174,6 +174,11 @@ pub struct Policy {
     /// daemon); absent from daemons that do not say.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub option_path: Option<String>,
+    /// Whether the kernel filters the SYNs the daemon has nothing to decide (to a cached server
+    /// without tcpcrypt, or carrying no ENO) instead of queueing them (xt_bpf matches, on the
+    /// BPF option path); absent from daemons that do not say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syn_filters: Option<bool>,
 }
 
 /// Counters since the daemon started.

@@ -29,6 +29,7 @@ fn sample_status() -> Status {
             resumption: true,
             keylog: Some("/root/keys.log".into()),
             option_path: Some("bpf".into()),
+            syn_filters: Some(false),
         },
         counters: Counters {
             connections_encrypted: 10,

@@ -85,7 +85,7 @@ fn main() -> ExitCode {
                 r.scenario,
                 r.as_expected,
                 r.trials,
-                r.plaintext_check.as_str()
+                r.plaintext_check_text()
             );
         }
         ExitCode::FAILURE

@@ -25,7 +25,7 @@ pub fn record_and_check(row: Row) {
         row.trials,
         row.expected,
         row.bytes,
-        row.plaintext_check.as_str()
+        row.plaintext_check_text()
     );
     row.record().expect("append the robustness row");
     assert!(
@@ -35,7 +35,7 @@ pub fn record_and_check(row: Row) {
         row.as_expected,
         row.trials,
         row.expected,
-        row.plaintext_check.as_str(),
+        row.plaintext_check_text(),
         row.notes
     );
 }
