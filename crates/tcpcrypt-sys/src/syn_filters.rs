@@ -265,11 +265,6 @@ impl Pinned<'_> {
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
-
-    /// The directory of the pins.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
 }
 
 impl Drop for Pinned<'_> {

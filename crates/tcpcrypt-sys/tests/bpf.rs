@@ -168,19 +168,9 @@ fn run(client: SocketAddr, server: SocketAddr) {
     );
 }
 
-/// Runs `f` in a fresh namespace with `lo` up.
-fn in_netns(f: impl FnOnce() + Send) {
-    common::netns()
-        .run(|| {
-            common::sh(&["ip", "link", "set", "lo", "up"]);
-            f();
-        })
-        .unwrap();
-}
-
 #[test]
 fn writes_the_decided_options_and_records_the_completing_ack_ipv4() {
-    in_netns(|| {
+    common::in_netns(|| {
         run(
             "127.0.0.1:40001".parse().unwrap(),
             "127.0.0.1:40002".parse().unwrap(),
@@ -190,7 +180,7 @@ fn writes_the_decided_options_and_records_the_completing_ack_ipv4() {
 
 #[test]
 fn writes_the_decided_options_and_records_the_completing_ack_ipv6() {
-    in_netns(|| {
+    common::in_netns(|| {
         run(
             "[::1]:40001".parse().unwrap(),
             "[::1]:40002".parse().unwrap(),
@@ -200,7 +190,7 @@ fn writes_the_decided_options_and_records_the_completing_ack_ipv6() {
 
 #[test]
 fn leaves_other_connections_alone() {
-    in_netns(|| {
+    common::in_netns(|| {
         let mut opts = EnoOptions::load().unwrap();
         let (client, server): (SocketAddr, SocketAddr) = (
             "127.0.0.1:40011".parse().unwrap(),
@@ -227,7 +217,7 @@ fn leaves_other_connections_alone() {
 
 #[test]
 fn syn_cookies_keep_the_options_and_the_ack_record() {
-    in_netns(|| {
+    common::in_netns(|| {
         // 2: every SYN is answered with a cookie, as under a SYN flood.
         common::sh(&["sysctl", "-q", "-w", "net.ipv4.tcp_syncookies=2"]);
         run(

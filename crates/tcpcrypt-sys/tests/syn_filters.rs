@@ -15,16 +15,6 @@ use tcpcrypt_sys::syn_filters::{SynFilters, CACHED_PLAIN_PEER, SYN_WITHOUT_ENO};
 const PROBE_EVERY: Duration = Duration::from_secs(10);
 const LONG: Duration = Duration::from_secs(600);
 
-/// Runs `f` in a fresh namespace with `lo` up.
-fn in_netns(f: impl FnOnce() + Send) {
-    common::netns()
-        .run(|| {
-            common::sh(&["ip", "link", "set", "lo", "up"]);
-            f();
-        })
-        .unwrap();
-}
-
 /// A chain `T` in `table` of both families, jumped to from `hook` for TCP SYNs, whose first
 /// rule matches with program `path` (its counter: the SYNs matched) and whose second counts
 /// every SYN.
@@ -75,7 +65,7 @@ fn connect(dst: SocketAddr) {
 #[test]
 fn cached_plain_peers_match_but_for_one_probe_per_interval() {
     common::require_root();
-    in_netns(|| {
+    common::in_netns(|| {
         let mut filters = SynFilters::load(PROBE_EVERY).expect("load the SYN filters");
         {
             let pinned = filters.pin().expect("pin");
@@ -163,7 +153,7 @@ fn raw_syn(options: &[u8]) {
 #[test]
 fn syns_without_eno_match_and_any_eno_or_doubt_does_not() {
     common::require_root();
-    in_netns(|| {
+    common::in_netns(|| {
         let mut filters = SynFilters::load(PROBE_EVERY).expect("load the SYN filters");
         {
             let pinned = filters.pin().expect("pin");

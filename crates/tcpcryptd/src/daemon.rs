@@ -741,8 +741,10 @@ fn upstream_syn_ack(
 }
 
 /// Why the application's SYN `key` goes direct, if it does: its destination is cached as a
-/// type-2 path ([`crate::type2_cache`]) or as a peer without tcpcrypt ([`crate::plain_peers`]),
-/// and plain TCP to it is allowed. The SYN then goes on unmarked and undiverted, so no ENO is
+/// type-2 path ([`crate::type2_cache`]) or, without the SYN filters, as a peer without
+/// tcpcrypt ([`crate::plain_peers`]; with them the kernel let those SYNs go before they were
+/// queued, and a cached destination's SYN that is queued is a probe), and plain TCP to it is
+/// allowed. The SYN then goes on unmarked and undiverted, so no ENO is
 /// added, the connection is plain on both ends with no failed attempt first, and the daemon
 /// is not in its path. A mandatory destination (port or address) never skips ENO.
 fn direct(shared: &Shared, key: ConnKey, now: Instant) -> Option<&'static str> {

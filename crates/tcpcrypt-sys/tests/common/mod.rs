@@ -26,6 +26,16 @@ pub fn netns() -> NetNs {
     NetNs::create_unique("tcpcrypt-sys-test").expect("create a network namespace (ip netns add)")
 }
 
+/// Runs `f` in a fresh namespace with `lo` up.
+pub fn in_netns(f: impl FnOnce() + Send) {
+    netns()
+        .run(|| {
+            sh(&["ip", "link", "set", "lo", "up"]);
+            f();
+        })
+        .unwrap();
+}
+
 /// Runs a command (in the calling thread's namespace), asserts success, returns stdout.
 pub fn sh(args: &[&str]) -> String {
     let out = Command::new(args[0])
