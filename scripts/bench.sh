@@ -276,23 +276,29 @@ plain_up() { TARGET_HOST=$IP_B; sys_pids=(); }
 TCPCRYPTD_FLAGS=()
 POLICY_SHOWN=""
 DAEMON_STARTS=0
-tcpcrypt_up() { # aead resumption(true|false)
-    local aead=$1 resume=$2 side ns ports
+# Starts tcpcryptd in each of SIDES ("a b", or "a" alone) with ARGS and waits until each
+# answers. (Called in an `if`, where set -e is off: every step that can fail returns.)
+tcpcryptd_up() { # sides args...
+    local sides=$1 side ns ports
+    shift
     # Fresh listener ports for each daemon pair, so that no pair depends on the previous one's
     # leftovers (the listeners set SO_REUSEADDR, so reusing the ports would work too).
     ports=(--client-port $((4760 + 2 * (DAEMON_STARTS % 100))) --server-port $((4761 + 2 * (DAEMON_STARTS % 100))))
     DAEMON_STARTS=$((DAEMON_STARTS + 1))
-    for side in a b; do
+    for side in $sides; do
         ns=$NS_A; [ "$side" = b ] && ns=$NS_B
         rm -f "$tmp/tcpcryptd-$side.sock"
         RUST_LOG=${BENCH_RUST_LOG:-warn} ip netns exec "$ns" "$TCPCRYPTD" --control "$tmp/tcpcryptd-$side.sock" \
-            --aeads "$aead" --resumption "$resume" "${ports[@]}" "${TCPCRYPTD_FLAGS[@]}" \
+            "$@" "${ports[@]}" "${TCPCRYPTD_FLAGS[@]}" \
             </dev/null >/dev/null 2>>"$tmp/tcpcryptd-$side.log" &
         sys_pids+=($!)
     done
-    # (Called in an `if`, where set -e is off: every step that can fail returns.)
-    wait_until "$TIMEOUT" "tcpcryptd (A)" "$TCPCRYPT" --control "$tmp/tcpcryptd-a.sock" status || return 1
-    wait_until "$TIMEOUT" "tcpcryptd (B)" "$TCPCRYPT" --control "$tmp/tcpcryptd-b.sock" status || return 1
+    for side in $sides; do
+        wait_until "$TIMEOUT" "tcpcryptd (${side^^})" "$TCPCRYPT" --control "$tmp/tcpcryptd-$side.sock" status || return 1
+    done
+}
+tcpcrypt_up() { # aead resumption(true|false)
+    tcpcryptd_up "a b" --aeads "$1" --resumption "$2" || return 1
     if [ -z "$POLICY_SHOWN" ]; then
         POLICY_SHOWN=yes
         {
@@ -306,33 +312,14 @@ tcpcrypt_up() { # aead resumption(true|false)
 }
 # tcpcryptd on the client only: the server's namespace runs none.
 client_only_up() {
-    local ports
-    ports=(--client-port $((4760 + 2 * (DAEMON_STARTS % 100))) --server-port $((4761 + 2 * (DAEMON_STARTS % 100))))
-    DAEMON_STARTS=$((DAEMON_STARTS + 1))
-    rm -f "$tmp/tcpcryptd-a.sock"
-    RUST_LOG=${BENCH_RUST_LOG:-warn} ip netns exec "$NS_A" "$TCPCRYPTD" --control "$tmp/tcpcryptd-a.sock" \
-        --resumption false "${ports[@]}" "${TCPCRYPTD_FLAGS[@]}" \
-        </dev/null >/dev/null 2>>"$tmp/tcpcryptd-a.log" &
-    sys_pids+=($!)
-    wait_until "$TIMEOUT" "tcpcryptd (A)" "$TCPCRYPT" --control "$tmp/tcpcryptd-a.sock" status || return 1
+    tcpcryptd_up a --resumption false || return 1
     TARGET_HOST=$IP_B
 }
 # Checks that nothing was encrypted and counts the connections that went direct.
 client_only_down() { # system-name
     local name=$1 enc res pl direct
-    read -r enc res pl < <(tcpcrypt_counters a) || true
-    [[ $enc =~ ^[0-9]+$ && $pl =~ ^[0-9]+$ ]] || { enc=0 pl=0; }
-    direct=$("$TCPCRYPT" --control "$tmp/tcpcryptd-a.sock" status --json | python3 -c '
-import json, sys
-def find(o):
-    if isinstance(o, dict):
-        if "fallbacks" in o:
-            return o["fallbacks"]
-        for v in o.values():
-            r = find(v)
-            if r is not None: return r
-    return None
-print((find(json.load(sys.stdin)) or {}).get("direct: cached peer without tcpcrypt", 0))') || direct=0
+    read -r enc res pl direct < <(tcpcrypt_counters a) || true
+    [[ $enc =~ ^[0-9]+$ && $pl =~ ^[0-9]+$ && $direct =~ ^[0-9]+$ ]] || { enc=0 pl=0 direct=0; }
     log "  $name: client daemon counted $pl plain, $direct of them direct (cached), $enc encrypted"
     CK_PL[$name]=$((${CK_PL[$name]:-0} + pl))
     CK_DIRECT[$name]=$((${CK_DIRECT[$name]:-0} + direct))
@@ -342,7 +329,8 @@ print((find(json.load(sys.stdin)) or {}).get("direct: cached peer without tcpcry
     fi
     stop_sys
 }
-# Counters of one daemon: "encrypted resumed plain".
+# Counters of one daemon: "encrypted resumed plain direct" (direct: the plain connections
+# that went direct to a cached server without tcpcrypt).
 tcpcrypt_counters() {
     "$TCPCRYPT" --control "$tmp/tcpcryptd-$1.sock" status --json | python3 -c '
 import json, sys
@@ -355,11 +343,12 @@ def find(o):
             if r: return r
     return None
 c = find(json.load(sys.stdin)) or {}
-print(c.get("connections_encrypted", 0), c.get("connections_resumed", 0), c.get("connections_plain", 0))'
+print(c.get("connections_encrypted", 0), c.get("connections_resumed", 0), c.get("connections_plain", 0),
+      c.get("fallbacks", {}).get("direct: cached peer without tcpcrypt", 0))'
 }
 tcpcrypt_down() { # system-name resumption: checks what was measured was encrypted
     local name=$1 resume=$2 enc res pl
-    read -r enc res pl < <(tcpcrypt_counters a) || true
+    read -r enc res pl _ < <(tcpcrypt_counters a) || true
     [[ $enc =~ ^[0-9]+$ && $res =~ ^[0-9]+$ && $pl =~ ^[0-9]+$ ]] || { enc=0 res=0 pl=0; }
     log "  $name: client daemon counted $enc encrypted ($res resumed), $pl plain"
     CK_ENC[$name]=$((${CK_ENC[$name]:-0} + enc))

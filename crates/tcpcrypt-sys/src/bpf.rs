@@ -92,8 +92,8 @@ unsafe impl Pod for ConnKey {}
 // SAFETY: as above.
 unsafe impl Pod for Conn {}
 
-const AF_INET: u32 = libc::AF_INET as u32;
-const AF_INET6: u32 = libc::AF_INET6 as u32;
+pub(crate) const AF_INET: u32 = libc::AF_INET as u32;
+pub(crate) const AF_INET6: u32 = libc::AF_INET6 as u32;
 
 impl ConnKey {
     fn new(local: SocketAddr, remote: SocketAddr) -> Self {
@@ -111,7 +111,8 @@ impl ConnKey {
     }
 }
 
-fn v4(o: [u8; 4]) -> [u8; 16] {
+/// An IPv4 address as the programs' 16-byte address fields hold it: in the first 4 bytes.
+pub(crate) fn v4(o: [u8; 4]) -> [u8; 16] {
     let mut a = [0; 16];
     a[..4].copy_from_slice(&o);
     a

@@ -25,7 +25,9 @@ use aya::maps::{HashMap, MapData, PerCpuArray};
 use aya::programs::SocketFilter;
 use aya::{Ebpf, EbpfLoader, Pod};
 
-use crate::bpf::{chain, mount_fs, mount_points_of, unmount_detached, BpfError};
+use crate::bpf::{
+    chain, mount_fs, mount_points_of, unmount_detached, v4, BpfError, AF_INET, AF_INET6,
+};
 
 /// Where systems mount the BPF file system.
 const SYSTEM_BPFFS: &str = "/sys/fs/bpf";
@@ -63,12 +65,8 @@ unsafe impl Pod for Peer {}
 impl PeerKey {
     fn new(dst: SocketAddr) -> Self {
         let (family, addr) = match dst.ip().to_canonical() {
-            IpAddr::V4(v) => {
-                let mut a = [0; 16];
-                a[..4].copy_from_slice(&v.octets());
-                (libc::AF_INET as u32, a)
-            }
-            IpAddr::V6(v) => (libc::AF_INET6 as u32, v.octets()),
+            IpAddr::V4(v) => (AF_INET, v4(v.octets())),
+            IpAddr::V6(v) => (AF_INET6, v.octets()),
         };
         Self {
             family,

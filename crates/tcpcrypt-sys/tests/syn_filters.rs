@@ -15,10 +15,14 @@ use tcpcrypt_sys::syn_filters::{SynFilters, CACHED_PLAIN_PEER, SYN_WITHOUT_ENO};
 const PROBE_EVERY: Duration = Duration::from_secs(10);
 const LONG: Duration = Duration::from_secs(600);
 
-/// A chain `T` in `table` of both families, jumped to from `hook` for TCP SYNs, whose first
-/// rule matches with program `path` (its counter: the SYNs matched) and whose second counts
-/// every SYN.
-fn counting_chain(table: &str, hook: &str, path: &std::path::Path) {
+/// The SYN filters, loaded, and a chain `T` in `table` of both families, jumped to from
+/// `hook` for TCP SYNs, whose first rule matches with program `name` (its counter: the SYNs
+/// matched) and whose second counts every SYN. The pins go once the rules are added: the
+/// rules hold the program.
+fn counted_filters(table: &str, hook: &str, name: &str) -> SynFilters {
+    let mut filters = SynFilters::load(PROBE_EVERY).expect("load the SYN filters");
+    let pinned = filters.pin().expect("pin");
+    let path = pinned.path(name);
     let path = path.to_str().unwrap();
     for tool in ["iptables", "ip6tables"] {
         common::sh(&[tool, "-w", "-t", table, "-N", "T"]);
@@ -39,6 +43,8 @@ fn counting_chain(table: &str, hook: &str, path: &std::path::Path) {
         ]);
         common::sh(&[tool, "-w", "-t", table, "-A", "T"]);
     }
+    drop(pinned);
+    filters
 }
 
 /// (matched, seen) by the counting chain of `tool`.
@@ -66,11 +72,7 @@ fn connect(dst: SocketAddr) {
 fn cached_plain_peers_match_but_for_one_probe_per_interval() {
     common::require_root();
     common::in_netns(|| {
-        let mut filters = SynFilters::load(PROBE_EVERY).expect("load the SYN filters");
-        {
-            let pinned = filters.pin().expect("pin");
-            counting_chain("mangle", "OUTPUT", &pinned.path(CACHED_PLAIN_PEER));
-        }
+        let mut filters = counted_filters("mangle", "OUTPUT", CACHED_PLAIN_PEER);
         // The rule holds the program: the pins are gone, the match works.
         let listeners: Vec<TcpListener> = ["127.0.0.1:40010", "127.0.0.1:40011", "[::1]:40010"]
             .iter()
@@ -154,11 +156,7 @@ fn raw_syn(options: &[u8]) {
 fn syns_without_eno_match_and_any_eno_or_doubt_does_not() {
     common::require_root();
     common::in_netns(|| {
-        let mut filters = SynFilters::load(PROBE_EVERY).expect("load the SYN filters");
-        {
-            let pinned = filters.pin().expect("pin");
-            counting_chain("raw", "PREROUTING", &pinned.path(SYN_WITHOUT_ENO));
-        }
+        let _filters = counted_filters("raw", "PREROUTING", SYN_WITHOUT_ENO);
         // (options, matches: no ENO)
         let linux = [
             2, 4, 0xff, 0xd7, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,

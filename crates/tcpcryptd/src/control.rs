@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
 use tcpcrypt_control::{
@@ -53,11 +53,12 @@ pub struct Registry {
     rows: Mutex<HashMap<u64, Row>>,
     counters: Mutex<Counters>,
     live: Arc<AtomicUsize>,
-    kernel_counts: Mutex<Vec<(&'static str, KernelCount)>>,
-    syn_filters: AtomicBool,
+    /// Set once if the SYN filters are in the rules: their count of direct connections, under
+    /// its fallback reason ([`Registry::set_syn_filters`]).
+    syn_filters: OnceLock<(&'static str, KernelCount)>,
 }
 
-/// Reads a count kept in the kernel ([`Registry::add_kernel_count`]).
+/// Reads a count kept in the kernel ([`Registry::set_syn_filters`]).
 pub type KernelCount = Box<dyn Fn() -> u64 + Send + Sync>;
 
 impl Registry {
@@ -70,23 +71,16 @@ impl Registry {
             rows: Mutex::new(HashMap::new()),
             counters: Mutex::new(Counters::default()),
             live: Arc::new(AtomicUsize::new(0)),
-            kernel_counts: Mutex::new(Vec::new()),
-            syn_filters: AtomicBool::new(false),
+            syn_filters: OnceLock::new(),
         }
     }
 
-    /// Says whether the SYN filters are in the rules (reported in the status's policy).
-    pub fn set_syn_filters(&self, on: bool) {
-        self.syn_filters.store(on, Ordering::Relaxed);
-    }
-
-    /// Plain connections counted in the kernel, not here (the SYN filters' direct SYNs):
-    /// `read` is added to `connections_plain` and to the fallback `reason` at each status.
-    pub fn add_kernel_count(&self, reason: &'static str, read: KernelCount) {
-        self.kernel_counts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((reason, read));
+    /// The SYN filters are in the rules (the status's policy says so). The plain connections
+    /// they let go direct are counted in the kernel, not here: `direct` is added to
+    /// `connections_plain` and to the fallback `reason` at each status. Only the first call
+    /// counts.
+    pub fn set_syn_filters(&self, reason: &'static str, direct: KernelCount) {
+        let _ = self.syn_filters.set((reason, direct));
     }
 
     /// The count of connections proxied now, which the daemon holds against `max_connections`
@@ -153,13 +147,8 @@ impl Registry {
         let rows = self.rows();
         let mut counters = self.counters().clone();
         counters.active_sessions = rows.len() as u64;
-        for (reason, read) in self
-            .kernel_counts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
-            let n = read();
+        if let Some((reason, direct)) = self.syn_filters.get() {
+            let n = direct();
             counters.connections_plain += n;
             if n > 0 {
                 *counters.fallbacks.entry((*reason).to_owned()).or_default() += n;
@@ -192,7 +181,7 @@ impl Registry {
                 resumption: c.resumption,
                 keylog: c.keylog.as_ref().map(|p| p.display().to_string()),
                 option_path: Some(c.option_path.to_string()),
-                syn_filters: Some(self.syn_filters.load(Ordering::Relaxed)),
+                syn_filters: Some(self.syn_filters.get().is_some()),
             },
             counters,
             load: Some(Load {

@@ -333,10 +333,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let control = tokio::net::UnixListener::from_std(control)
         .map_err(io_err("register the control socket"))?;
     let registry = Arc::new(Registry::new(config.clone()));
-    registry.set_syn_filters(filters.is_some());
     if let Some(f) = &filters {
         let f = f.clone();
-        registry.add_kernel_count(
+        registry.set_syn_filters(
             DIRECT_PLAIN_PEER_REASON,
             Box::new(move || lock(&f).direct_count()),
         );

@@ -1,27 +1,31 @@
-//! A bounded set of keys that expire: the type-2 path cache ([`crate::type2_cache`]), the
-//! cache of peers without tcpcrypt ([`crate::plain_peers`]) and the daemon's memory of
-//! destinations that accepted a connection recently (its fast SYN path).
+//! Bounded sets and maps of keys that expire: the type-2 path cache ([`crate::type2_cache`]),
+//! the cache of peers without tcpcrypt ([`crate::plain_peers`], with each entry's next probe)
+//! and the daemon's memory of destinations that accepted a connection recently (its fast SYN
+//! path).
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-/// A bounded set of keys, each until its expiry.
+/// A bounded map of keys to values, each entry until its expiry.
 #[derive(Debug)]
-pub struct ExpiringSet<K> {
+pub struct ExpiringMap<K, V> {
     ttl: Duration,
     max: usize,
-    until: HashMap<K, Instant>,
+    entries: HashMap<K, (Instant, V)>,
 }
 
-impl<K: Key> ExpiringSet<K> {
-    /// An empty set keeping entries for `ttl` (zero: the set is off), at most `max`.
+/// A bounded set of keys, each until its expiry.
+pub type ExpiringSet<K> = ExpiringMap<K, ()>;
+
+impl<K: Key, V> ExpiringMap<K, V> {
+    /// An empty map keeping entries for `ttl` (zero: the map is off), at most `max`.
     pub fn new(ttl: Duration, max: usize) -> Self {
         Self {
             ttl,
             max,
-            until: HashMap::new(),
+            entries: HashMap::new(),
         }
     }
 
@@ -32,58 +36,71 @@ impl<K: Key> ExpiringSet<K> {
 
     /// Entries held (expired ones included until the next [`Self::expire`]).
     pub fn len(&self) -> usize {
-        self.until.len()
+        self.entries.len()
     }
 
     /// True if nothing is held.
     pub fn is_empty(&self) -> bool {
-        self.until.is_empty()
+        self.entries.is_empty()
     }
 
-    /// Holds `key` until `now + ttl` (refreshing an existing entry); when full, expired entries
-    /// go first, then the one closest to expiry.
-    pub fn insert(&mut self, key: K, now: Instant) {
+    /// Holds `key` with `value` until `now + ttl` (replacing an existing entry); when full,
+    /// expired entries go first, then the one closest to expiry.
+    pub fn insert_value(&mut self, key: K, value: V, now: Instant) {
         if self.ttl.is_zero() || self.max == 0 {
             return;
         }
         let key = key.canonical();
-        if !self.until.contains_key(&key) && self.until.len() >= self.max {
+        if !self.entries.contains_key(&key) && self.entries.len() >= self.max {
             self.expire(now);
-            if self.until.len() >= self.max {
-                let soonest = self.until.iter().min_by_key(|(_, t)| **t).map(|(k, _)| *k);
+            if self.entries.len() >= self.max {
+                let soonest = self
+                    .entries
+                    .iter()
+                    .min_by_key(|(_, (t, _))| *t)
+                    .map(|(k, _)| *k);
                 if let Some(k) = soonest {
-                    self.until.remove(&k);
+                    self.entries.remove(&k);
                 }
             }
         }
-        self.until.insert(key, now + self.ttl);
+        self.entries.insert(key, (now + self.ttl, value));
     }
 
-    /// True if `key` is held at `now`; an expired entry is removed.
-    pub fn contains(&mut self, key: K, now: Instant) -> bool {
+    /// The value of `key` if it is held at `now`; an expired entry is removed.
+    pub fn get_mut(&mut self, key: K, now: Instant) -> Option<&mut V> {
         let key = key.canonical();
-        match self.until.get(&key) {
-            Some(&t) if now < t => true,
-            Some(_) => {
-                self.until.remove(&key);
-                false
-            }
-            None => false,
+        if self.entries.get(&key).is_some_and(|(t, _)| now >= *t) {
+            self.entries.remove(&key);
         }
+        self.entries.get_mut(&key).map(|(_, v)| v)
     }
 
     /// Drops every expired entry.
     pub fn expire(&mut self, now: Instant) {
-        self.until.retain(|_, t| now < *t);
+        self.entries.retain(|_, (t, _)| now < *t);
     }
 
     /// Forgets `key`.
     pub fn remove(&mut self, key: K) {
-        self.until.remove(&key.canonical());
+        self.entries.remove(&key.canonical());
     }
 }
 
-/// A key of an [`ExpiringSet`]: IPv4-mapped IPv6 addresses and IPv4 ones are the same key.
+impl<K: Key> ExpiringSet<K> {
+    /// Holds `key` until `now + ttl` (refreshing an existing entry), as
+    /// [`ExpiringMap::insert_value`].
+    pub fn insert(&mut self, key: K, now: Instant) {
+        self.insert_value(key, (), now);
+    }
+
+    /// True if `key` is held at `now`; an expired entry is removed.
+    pub fn contains(&mut self, key: K, now: Instant) -> bool {
+        self.get_mut(key, now).is_some()
+    }
+}
+
+/// A key of an [`ExpiringMap`]: IPv4-mapped IPv6 addresses and IPv4 ones are the same key.
 pub trait Key: Copy + Eq + Hash {
     /// The one form of equal keys.
     fn canonical(self) -> Self;

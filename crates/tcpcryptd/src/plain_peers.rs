@@ -34,11 +34,12 @@
 //! Only outcomes the peer's answer decided are cached ([`worth_caching`]): not a handshake
 //! the daemon did not see, and not our own side's failure.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use tcpcrypt_proto::eno::FallbackReason;
+
+use crate::expiring::ExpiringMap;
 
 /// Entries held at most by default.
 pub const DEFAULT_MAX: usize = 4096;
@@ -58,96 +59,60 @@ pub enum Route {
     Probe,
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Entry {
-    until: Instant,
-    next_probe: Instant,
-}
-
-/// Destinations that answered without (usable) ENO, each until its expiry.
+/// Destinations that answered without (usable) ENO, each until its expiry, with the time of
+/// its next probe.
 #[derive(Debug)]
 pub struct PlainPeers {
-    ttl: Duration,
-    max: usize,
-    entries: HashMap<SocketAddr, Entry>,
+    next_probe: ExpiringMap<SocketAddr, Instant>,
 }
 
 impl PlainPeers {
     /// An empty cache keeping entries for `ttl` (zero: off), at most `max`.
     pub fn new(ttl: Duration, max: usize) -> Self {
         Self {
-            ttl,
-            max,
-            entries: HashMap::new(),
+            next_probe: ExpiringMap::new(ttl, max),
         }
     }
 
     /// Entries held (expired ones included until the next [`Self::expire`]).
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.next_probe.len()
     }
 
     /// True if nothing is held.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.next_probe.is_empty()
     }
 
     /// The route of a new connection to `dst` at `now`. A probe pushes the next one back by
     /// [`PROBE_EVERY`], so concurrent connections do not all probe.
     pub fn check(&mut self, dst: SocketAddr, now: Instant) -> Route {
-        let dst = canonical(dst);
-        let Some(entry) = self.entries.get_mut(&dst) else {
+        let Some(next) = self.next_probe.get_mut(dst, now) else {
             return Route::Negotiate;
         };
-        if now >= entry.until {
-            self.entries.remove(&dst);
-            return Route::Negotiate;
-        }
-        if now >= entry.next_probe {
-            entry.next_probe = now + PROBE_EVERY;
+        if now >= *next {
+            *next = now + PROBE_EVERY;
             return Route::Probe;
         }
         Route::Direct
     }
 
-    /// `dst` answered without ENO at `now`: held until `now + ttl` (renewed if held), next
-    /// probed after [`PROBE_EVERY`]. When full, expired entries go first, then the one closest
-    /// to expiry.
+    /// `dst` answered without ENO at `now`: held for the TTL (renewed if held), next probed
+    /// after [`PROBE_EVERY`]. When full, expired entries go first, then the one closest to
+    /// expiry.
     pub fn insert(&mut self, dst: SocketAddr, now: Instant) {
-        if self.ttl.is_zero() || self.max == 0 {
-            return;
-        }
-        let dst = canonical(dst);
-        if !self.entries.contains_key(&dst) && self.entries.len() >= self.max {
-            self.expire(now);
-            if self.entries.len() >= self.max {
-                let soonest = self.entries.iter().min_by_key(|(_, e)| e.until);
-                if let Some(k) = soonest.map(|(k, _)| *k) {
-                    self.entries.remove(&k);
-                }
-            }
-        }
-        let entry = Entry {
-            until: now + self.ttl,
-            next_probe: now + PROBE_EVERY,
-        };
-        self.entries.insert(dst, entry);
+        self.next_probe.insert_value(dst, now + PROBE_EVERY, now);
     }
 
     /// `dst` negotiated tcpcrypt: no longer a peer without it.
     pub fn remove(&mut self, dst: SocketAddr) {
-        self.entries.remove(&canonical(dst));
+        self.next_probe.remove(dst);
     }
 
     /// Drops every expired entry.
     pub fn expire(&mut self, now: Instant) {
-        self.entries.retain(|_, e| now < e.until);
+        self.next_probe.expire(now);
     }
-}
-
-/// IPv4-mapped IPv6 and IPv4 are one destination.
-fn canonical(a: SocketAddr) -> SocketAddr {
-    SocketAddr::new(a.ip().to_canonical(), a.port())
 }
 
 /// True if a plain outcome for `reason` was decided by the peer's answer: its SYN-ACK had no
