@@ -10,6 +10,7 @@
 //!             carrying no ENO) never cross NFQUEUE
 //!   rules     the daemon's own iptables/ip6tables chains and ip rules/routes, installed and
 //!             removed as one guarded unit (coexists with foreign rules)
+//!   splice    splice(2) through a pipe: the plain relay's socket-to-socket copy in the kernel
 //!   sockopt   SO_MARK, IP(V6)_TRANSPARENT, SO_LINGER 0, TCP_NODELAY
 //!   caps      root / CAP_NET_ADMIN check with an actionable message
 //!   rlimit    raise the open-file limit (RLIMIT_NOFILE) to the hard limit
@@ -39,4 +40,5 @@ pub mod packet_socket;
 pub mod rlimit;
 pub mod rules;
 pub mod sockopt;
+pub mod splice;
 pub mod syn_filters;

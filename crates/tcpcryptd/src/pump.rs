@@ -43,10 +43,9 @@ use tcpcrypt_proto::consts::{
 use tcpcrypt_proto::session::{Event, Peek, Session};
 use tcpcrypt_proto::wire::frame::FrameHeader;
 use tcpcrypt_proto::wire::init::InitKind;
-use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-/// Buffer of the plain relay, per direction.
+/// Buffer of the plain relay, per direction, when it cannot splice.
 const CHUNK: usize = 64 * 1024;
 
 /// Why a connection ended abnormally.
@@ -176,7 +175,7 @@ async fn first_bytes_not_init1(
         let n = r
             .read(&mut head[got..])
             .await
-            .map_err(io_err("relay network → application"))?;
+            .map_err(io_err(Leg::NetToApp.op()))?;
         if n == 0 {
             break;
         }
@@ -189,37 +188,26 @@ async fn first_bytes_not_init1(
 }
 
 async fn relay(
-    mut app: TcpStream,
-    mut net: TcpStream,
+    app: TcpStream,
+    net: TcpStream,
     traffic: &Traffic,
     refuse_init1: bool,
 ) -> Result<(), PumpError> {
     let result = {
-        let (ar, mut aw) = app.split();
-        let (nr, mut nw) = net.split();
         let up = async {
-            let mut r = BufReader::with_capacity(CHUNK, ar);
-            let n = tokio::io::copy_buf(&mut r, &mut nw)
-                .await
-                .map_err(io_err("relay application → network"))?;
-            traffic.bytes_out.fetch_add(n, Ordering::Relaxed);
-            nw.shutdown().await.map_err(io_err("shutdown network"))
+            forward(&app, &net, &traffic.bytes_out, Leg::AppToNet).await?;
+            shutdown_write(&net, "shutdown network")
         };
         let down = async {
-            let mut nr = nr;
             if refuse_init1 {
-                let (head, n) = first_bytes_not_init1(&mut nr).await?;
-                aw.write_all(&head[..n])
+                let (head, n) = first_bytes_not_init1(&mut SharedRead(&net)).await?;
+                write_all(&app, &head[..n])
                     .await
-                    .map_err(io_err("relay network → application"))?;
+                    .map_err(io_err(Leg::NetToApp.op()))?;
                 traffic.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
             }
-            let mut r = BufReader::with_capacity(CHUNK, nr);
-            let n = tokio::io::copy_buf(&mut r, &mut aw)
-                .await
-                .map_err(io_err("relay network → application"))?;
-            traffic.bytes_in.fetch_add(n, Ordering::Relaxed);
-            aw.shutdown().await.map_err(io_err("shutdown application"))
+            forward(&net, &app, &traffic.bytes_in, Leg::NetToApp).await?;
+            shutdown_write(&app, "shutdown application")
         };
         tokio::try_join!(up, down).map(drop)
     };
@@ -228,6 +216,149 @@ async fn relay(
         Err(_) => abort(app, net),
     }
     result
+}
+
+/// The size asked of each direction's pipe in the plain relay.
+const RELAY_PIPE: usize = 256 * 1024;
+
+/// One direction of the plain relay.
+#[derive(Clone, Copy)]
+enum Leg {
+    AppToNet,
+    NetToApp,
+}
+
+impl Leg {
+    /// The operation named in errors; "... the network" for failures on the network side
+    /// ([`PumpError::from_network`]).
+    fn op(self) -> &'static str {
+        match self {
+            Self::AppToNet => "relay application → network",
+            Self::NetToApp => "relay network → application",
+        }
+    }
+}
+
+/// Moves `from`'s bytes to `to` until `from`'s end of file, counting them in `counter`: in
+/// the kernel, socket → pipe → socket ([`tcpcrypt_sys::splice::Pipe`]), no byte copied into
+/// user space. The pipe is made when bytes come and closed after [`IDLE_RELEASE`] without
+/// any, so an idle plain connection holds no pipe (and no descriptors beyond its sockets).
+/// If no pipe can be made (out of descriptors), the bytes are copied through a buffer
+/// instead.
+async fn forward(
+    from: &TcpStream,
+    to: &TcpStream,
+    counter: &AtomicU64,
+    leg: Leg,
+) -> Result<(), PumpError> {
+    use std::os::fd::AsFd;
+    use tcpcrypt_sys::splice::Pipe;
+    use tokio::io::Interest;
+
+    let op = leg.op();
+    let err = move |source| PumpError::Io { op, source };
+    let mut pipe: Option<Pipe> = None;
+    loop {
+        if pipe.is_some() {
+            if tokio::time::timeout(IDLE_RELEASE, from.readable())
+                .await
+                .is_err()
+            {
+                pipe = None;
+                continue;
+            }
+        } else {
+            from.readable().await.map_err(err)?;
+        }
+        let p = match pipe {
+            Some(ref p) => p,
+            None => match Pipe::new(RELAY_PIPE) {
+                Ok(p) => pipe.insert(p),
+                Err(e) => {
+                    tracing::debug!("no pipe for the plain relay ({e}): copying instead");
+                    return forward_copying(from, to, counter, leg).await;
+                }
+            },
+        };
+        // The pipe is empty here, so a WouldBlock is the socket's (see the splice module).
+        let n = match from.try_io(Interest::READABLE, || {
+            p.fill_from(from.as_fd(), p.capacity())
+        }) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(err(e)),
+        };
+        let mut left = n;
+        while left > 0 {
+            to.writable().await.map_err(err)?;
+            match to.try_io(Interest::WRITABLE, || p.drain_to(to.as_fd(), left)) {
+                Ok(k) => left -= k,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(err(e)),
+            }
+        }
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// [`forward`] through a user-space buffer, for when no pipe can be made.
+async fn forward_copying(
+    from: &TcpStream,
+    to: &TcpStream,
+    counter: &AtomicU64,
+    leg: Leg,
+) -> Result<(), PumpError> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = SharedRead(from)
+            .read(&mut buf)
+            .await
+            .map_err(io_err(leg.op()))?;
+        if n == 0 {
+            return Ok(());
+        }
+        write_all(to, &buf[..n]).await.map_err(io_err(leg.op()))?;
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// Reads from a socket shared with its other direction (`&TcpStream`, which tokio gives no
+/// `AsyncRead`).
+struct SharedRead<'a>(&'a TcpStream);
+
+impl tokio::io::AsyncRead for SharedRead<'_> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        loop {
+            std::task::ready!(self.0.poll_read_ready(cx))?;
+            match self.0.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return std::task::Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return std::task::Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+/// Writes all of `buf`, waiting for the socket to be writable.
+async fn write_all(s: &TcpStream, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        s.writable().await?;
+        match s.try_write(buf) {
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Bytes read from the network at most at once (four largest frames).

@@ -1,7 +1,8 @@
 //! End to end (namespaces A and B, as root): 100 MB through both daemons, encrypted, with a
 //! matching SHA-256 at the service, and no plaintext canary in a capture of the wire (tcpdump
 //! `--immediate-mode`, 200-byte snaplen: headers and the first bytes of each segment, where the
-//! canary at the start of the stream would be).
+//! canary at the start of the stream would be). And the plain relay (a server without
+//! tcpcrypt: A's daemon splices the bytes through), both ways at once, across idle gaps.
 
 mod common;
 
@@ -9,8 +10,9 @@ use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
-use common::hosts::{addr, capture, sessions, wait_encrypted, Net, TIMEOUT};
+use common::hosts::{addr, capture, sessions, wait_encrypted, Net, PORT, TIMEOUT};
 use sha2::{Digest, Sha256};
+use tcpcrypt_control::SessionState;
 
 const TOTAL: usize = 100 * 1024 * 1024;
 const CANARY: &[u8] = b"CANARY-tcpcrypt-plaintext-must-never-be-on-the-wire-0123456789";
@@ -58,12 +60,7 @@ fn a_100_mb_transfer_is_encrypted_and_arrives_intact() {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut sent = CANARY.len();
     while sent < TOTAL {
-        for word in chunk.chunks_exact_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            word.copy_from_slice(&x.to_le_bytes());
-        }
+        fill(&mut chunk, &mut x);
         let len = chunk.len().min(TOTAL - sent);
         hasher.update(&chunk[..len]);
         s.write_all(&chunk[..len]).unwrap();
@@ -101,4 +98,82 @@ fn a_100_mb_transfer_is_encrypted_and_arrives_intact() {
     );
     // The whole transfer was one encrypted session on A.
     assert!(sessions(&ca).is_empty(), "the connection ended");
+}
+
+/// Fills `chunk` with xorshift output, so no window repeats like a pattern would.
+fn fill(chunk: &mut [u8], x: &mut u64) {
+    for word in chunk.chunks_exact_mut(8) {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        word.copy_from_slice(&x.to_le_bytes());
+    }
+}
+
+/// A relayed plain connection (B runs no daemon; A's cache of such servers is off, so the
+/// connection goes through A's relay, which splices it): 48 MiB out while the echo comes
+/// back, with pauses longer than the relay's idle release (its pipes are closed and made
+/// again), then a half-close: every byte comes back, in order.
+#[test]
+fn the_plain_relay_carries_both_directions_intact_across_idle_gaps() {
+    const PLAIN_TOTAL: usize = 48 * 1024 * 1024;
+    let net = Net::new();
+    net.echo_service();
+    let (_da, ca) = net.daemon_with(&net.a, "a", &["--plain-peer-cache-secs", "0"]);
+    for v6 in [false, true] {
+        let s = net.connect(addr('b', v6, PORT)).expect("connect");
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        s.set_write_timeout(Some(TIMEOUT)).unwrap();
+        let local = s.local_addr().unwrap();
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let rows = sessions(&ca);
+            if rows
+                .iter()
+                .any(|r| r.local == local && r.state == SessionState::Plain)
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "A never relayed {local} in plain: {rows:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut reader = s.try_clone().unwrap();
+        let echo = std::thread::spawn(move || {
+            let mut hasher = Sha256::new();
+            let mut buf = vec![0u8; 256 * 1024];
+            let mut n = 0usize;
+            loop {
+                match reader.read(&mut buf) {
+                    Ok(0) => return (hasher.finalize(), n),
+                    Ok(k) => {
+                        hasher.update(&buf[..k]);
+                        n += k;
+                    }
+                    Err(e) => panic!("reading the echo after {n} bytes: {e}"),
+                }
+            }
+        });
+        let mut s = s;
+        let mut hasher = Sha256::new();
+        let mut chunk = vec![0u8; 1024 * 1024];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut sent = 0;
+        while sent < PLAIN_TOTAL {
+            fill(&mut chunk, &mut x);
+            hasher.update(&chunk);
+            s.write_all(&chunk).unwrap();
+            sent += chunk.len();
+            if sent % (16 * 1024 * 1024) == 0 {
+                // Longer than the relay's idle release (500 ms).
+                std::thread::sleep(Duration::from_millis(800));
+            }
+        }
+        s.shutdown(Shutdown::Write).unwrap();
+        let (digest, n) = echo.join().expect("the echo reader");
+        assert_eq!(n, PLAIN_TOTAL, "every byte came back (v6: {v6})");
+        assert!(digest == hasher.finalize(), "the echo differs (v6: {v6})");
+    }
 }
