@@ -451,7 +451,9 @@ fn open_own_cgroup2() -> Result<File, BpfError> {
     if let Some(mount) = mount_point_of(&read("/proc/self/mountinfo")?, "cgroup2") {
         return open(&mount);
     }
-    let dir = std::env::temp_dir().join(format!("tcpcryptd-cgroup2-{}", std::process::id()));
+    let temp = std::env::temp_dir();
+    remove_stale_dirs(&temp, CGROUP2_DIR_PREFIX);
+    let dir = temp.join(format!("{CGROUP2_DIR_PREFIX}{}", std::process::id()));
     std::fs::create_dir(&dir).map_err(|source| BpfError::Io {
         what: "create a directory to mount cgroup2 on",
         source,
@@ -473,6 +475,48 @@ fn open_own_cgroup2() -> Result<File, BpfError> {
     });
     let _ = std::fs::remove_dir(&dir);
     file
+}
+
+/// The name of the directory [`open_own_cgroup2`] mounts on, before the process ID.
+const CGROUP2_DIR_PREFIX: &str = "tcpcryptd-cgroup2-";
+
+/// Removes what daemons that no longer run left in `parent`: directories named `prefix`, a
+/// process ID, then nothing or `-...`, whose process is gone (a daemon killed in the few
+/// milliseconds such a directory exists, with SIGKILL). Each is unmounted if it is a mount
+/// point, emptied of its files (BPF pins) and removed. A directory of a running process, or
+/// one named otherwise, is left alone; so is anything that cannot be removed. Without this, a
+/// later daemon given the same process ID could not create its own directory.
+pub(crate) fn remove_stale_dirs(parent: &std::path::Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else {
+            continue;
+        };
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let (pid, tail) = rest.split_at(digits);
+        if pid.is_empty() || !(tail.is_empty() || tail.starts_with('-')) {
+            continue;
+        }
+        if pid == std::process::id().to_string()
+            || std::path::Path::new("/proc").join(pid).exists()
+            || !entry.file_type().is_ok_and(|t| t.is_dir())
+        {
+            continue;
+        }
+        let dir = entry.path();
+        unmount_detached(&dir);
+        if let Ok(files) = std::fs::read_dir(&dir) {
+            for f in files.flatten() {
+                let _ = std::fs::remove_file(f.path());
+            }
+        }
+        let _ = std::fs::remove_dir(&dir);
+    }
 }
 
 /// Mounts a fresh instance of the file system `fstype` on `dir`.
@@ -526,6 +570,42 @@ pub(crate) fn mount_points_of<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stale_directories_of_dead_processes_go_and_the_others_stay() {
+        let parent = std::env::temp_dir().join(format!("stale-dirs-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&parent);
+        std::fs::create_dir(&parent).unwrap();
+        // A process ID that was in use and is no longer.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let own = std::process::id();
+        let dirs = [
+            (format!("tcpcryptd-{dead}-0"), false),
+            (format!("tcpcryptd-{dead}"), false),
+            (format!("tcpcryptd-{dead}-3-bpffs"), false),
+            (format!("tcpcryptd-{own}-0"), true),
+            ("tcpcryptd-1-0".to_owned(), true),   // init runs
+            (format!("tcpcryptd-{dead}x"), true), // not a process ID
+            (format!("tcpcryptd-cgroup2-{dead}"), true), // another prefix
+            (format!("other-{dead}-0"), true),
+        ];
+        for (d, _) in &dirs {
+            std::fs::create_dir(parent.join(d)).unwrap();
+            std::fs::write(parent.join(d).join("cached_plain_peer"), b"").unwrap();
+        }
+        // A file with a stale name is not a directory: left alone.
+        std::fs::write(parent.join(format!("tcpcryptd-{dead}-9")), b"").unwrap();
+        remove_stale_dirs(&parent, "tcpcryptd-");
+        for (d, stays) in &dirs {
+            assert_eq!(parent.join(d).exists(), *stays, "{d}");
+        }
+        assert!(parent.join(format!("tcpcryptd-{dead}-9")).exists());
+        remove_stale_dirs(&parent, CGROUP2_DIR_PREFIX);
+        assert!(!parent.join(format!("tcpcryptd-cgroup2-{dead}")).exists());
+        std::fs::remove_dir_all(&parent).unwrap();
+    }
 
     #[test]
     fn finds_the_cgroup2_mount_among_v1_ones() {

@@ -14,7 +14,9 @@
 //! xt_bpf takes a pinned program by path, resolved when the rule is added: [`SynFilters::pin`]
 //! pins both in a BPF file system (a fresh private mount when none is mounted, as under `ip
 //! netns exec`) for as long as the returned [`Pinned`] lives, which is while the rules are
-//! installed; the rules then hold the programs, and nothing stays in the file system.
+//! installed; the rules then hold the programs, and nothing stays in the file system. (A
+//! daemon killed in those few milliseconds leaves its directory, and its programs pinned
+//! there: the next daemon to pin removes it.)
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -26,11 +28,18 @@ use aya::programs::SocketFilter;
 use aya::{Ebpf, EbpfLoader, Pod};
 
 use crate::bpf::{
-    chain, mount_fs, mount_points_of, unmount_detached, v4, BpfError, AF_INET, AF_INET6,
+    chain, mount_fs, mount_points_of, remove_stale_dirs, unmount_detached, v4, BpfError, AF_INET,
+    AF_INET6,
 };
 
 /// Where systems mount the BPF file system.
 const SYSTEM_BPFFS: &str = "/sys/fs/bpf";
+
+/// The name of a pin directory in the system's BPF file system, before the process ID.
+const PIN_DIR_PREFIX: &str = "tcpcryptd-";
+/// The name of a private BPF file system's mount point in the temporary directory, before
+/// the process ID.
+const PRIVATE_MOUNT_PREFIX: &str = "tcpcryptd-bpffs-";
 
 /// The programs, by the name their rules use.
 pub const CACHED_PLAIN_PEER: &str = "cached_plain_peer";
@@ -143,19 +152,23 @@ impl SynFilters {
         // Unique per pin within the process too (tests load several).
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let name = format!("tcpcryptd-{}-{n}", std::process::id());
         // The system's BPF file system if it has one; never another process's mount (such as
         // another daemon's private one below, which can go at any moment).
         let system = mount_points_of(&mountinfo, "bpf").find(|p| p == Path::new(SYSTEM_BPFFS));
+        // What a daemon killed between pinning and unpinning left (its programs stay loaded
+        // while pinned).
+        remove_stale_dirs(&std::env::temp_dir(), PRIVATE_MOUNT_PREFIX);
         let (dir, mounted) = match system {
             Some(bpffs) => {
-                let dir = bpffs.join(name);
+                remove_stale_dirs(&bpffs, PIN_DIR_PREFIX);
+                let dir = bpffs.join(format!("{PIN_DIR_PREFIX}{}-{n}", std::process::id()));
                 std::fs::create_dir(&dir)
                     .map_err(io("create a directory in the BPF file system"))?;
                 (dir, None)
             }
             None => {
-                let mount = std::env::temp_dir().join(format!("{name}-bpffs"));
+                let mount = std::env::temp_dir()
+                    .join(format!("{PRIVATE_MOUNT_PREFIX}{}-{n}", std::process::id()));
                 std::fs::create_dir(&mount)
                     .map_err(io("create a directory to mount a BPF file system on"))?;
                 if let Err(e) = mount_fs(&mount, c"bpf") {
