@@ -56,6 +56,25 @@ struct {
 	__type(value, __u64);
 } direct_count SEC(".maps");
 
+// SYNs syn_without_eno matched (clients without tcpcrypt), for `tcpcrypt status`.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} no_eno_count SEC(".maps");
+
+// Adds one to a per-CPU count; returns 1 (a match) for the caller to return.
+static __always_inline int counted(void *count)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(count, &zero);
+
+	if (n)
+		*n += 1;
+	return 1;
+}
+
 const volatile __u64 probe_ns = 10000000000ULL;
 
 // The IP version, destination address and the offset of the TCP header of a TCP packet.
@@ -92,9 +111,9 @@ int cached_plain_peer(struct __sk_buff *skb)
 {
 	struct peer_key key;
 	struct peer *p;
-	__u32 th, zero = 0;
+	__u32 th;
 	__u16 port;
-	__u64 now, *n;
+	__u64 now;
 
 	if (tcp_dst(skb, &key, &th) || bpf_skb_load_bytes(skb, th + 2, &port, 2))
 		return 0;
@@ -109,10 +128,7 @@ int cached_plain_peer(struct __sk_buff *skb)
 		p->next_probe_ns = now + probe_ns;
 		return 0;
 	}
-	n = bpf_map_lookup_elem(&direct_count, &zero);
-	if (n)
-		*n += 1;
-	return 1;
+	return counted(&direct_count);
 }
 
 SEC("socket")
@@ -126,7 +142,7 @@ int syn_without_eno(struct __sk_buff *skb)
 		return 0;
 	len = (doff >> 4) * 4;
 	if (len <= 20)
-		return 1;
+		return counted(&no_eno_count);
 	len -= 20;
 	if (len > MAX_OPT)
 		return 0;
@@ -139,10 +155,10 @@ int syn_without_eno(struct __sk_buff *skb)
 		if (k != next)
 			continue;
 		if (k >= len)
-			return 1;
+			return counted(&no_eno_count);
 		kind = opts[k];
 		if (kind == TCPOPT_EOL)
-			return 1;
+			return counted(&no_eno_count);
 		if (kind == TCPOPT_ENO || kind == TCPOPT_EXP)
 			return 0;
 		if (kind == TCPOPT_NOP) {
@@ -156,7 +172,7 @@ int syn_without_eno(struct __sk_buff *skb)
 			return 0; // malformed, or running past the header
 		next = k + olen;
 	}
-	return 1;
+	return counted(&no_eno_count);
 }
 
 // The project's licence: no helper used here is GPL-only, so the kernel needs no GPL one.

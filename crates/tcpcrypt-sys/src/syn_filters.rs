@@ -95,6 +95,7 @@ static OBJECT: &[u8] = &[];
 pub struct SynFilters {
     plain_peers: HashMap<MapData, PeerKey, Peer>,
     direct: PerCpuArray<MapData, u64>,
+    no_eno: PerCpuArray<MapData, u64>,
     ebpf: Ebpf,
 }
 
@@ -130,15 +131,16 @@ impl SynFilters {
                 map: "plain_peers",
                 source,
             })?;
-        let direct = PerCpuArray::try_from(map(&mut ebpf, "direct_count")?).map_err(|source| {
-            BpfError::Map {
-                map: "direct_count",
-                source,
-            }
-        })?;
+        let mut count = |name: &'static str| {
+            PerCpuArray::try_from(map(&mut ebpf, name)?)
+                .map_err(|source| BpfError::Map { map: name, source })
+        };
+        let direct = count("direct_count")?;
+        let no_eno = count("no_eno_count")?;
         Ok(Self {
             plain_peers,
             direct,
+            no_eno,
             ebpf,
         })
     }
@@ -231,11 +233,21 @@ impl SynFilters {
 
     /// SYNs `cached_plain_peer` let go direct so far.
     pub fn direct_count(&self) -> u64 {
-        self.direct
-            .get(&0, 0)
-            .map(|per_cpu| per_cpu.iter().sum())
-            .unwrap_or(0)
+        sum(&self.direct)
     }
+
+    /// SYNs without ENO `syn_without_eno` let pass so far (a retransmitted SYN counts again).
+    pub fn no_eno_count(&self) -> u64 {
+        sum(&self.no_eno)
+    }
+}
+
+/// The sum over CPUs of a one-element per-CPU count.
+fn sum(count: &PerCpuArray<MapData, u64>) -> u64 {
+    count
+        .get(&0, 0)
+        .map(|per_cpu| per_cpu.iter().sum())
+        .unwrap_or(0)
 }
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut SocketFilter, BpfError> {

@@ -156,7 +156,7 @@ fn raw_syn(options: &[u8]) {
 fn syns_without_eno_match_and_any_eno_or_doubt_does_not() {
     common::require_root();
     common::in_netns(|| {
-        let _filters = counted_filters("raw", "PREROUTING", SYN_WITHOUT_ENO);
+        let filters = counted_filters("raw", "PREROUTING", SYN_WITHOUT_ENO);
         // (options, matches: no ENO)
         let linux = [
             2, 4, 0xff, 0xd7, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
@@ -195,11 +195,18 @@ fn syns_without_eno_match_and_any_eno_or_doubt_does_not() {
             want.1 += 1;
             want.0 += u64::from(*no_eno);
             wait_counts("iptables", "raw", want, what);
+            assert_eq!(
+                filters.no_eno_count(),
+                want.0,
+                "the program's count: {what}"
+            );
         }
         // IPv6 (the kernel's own SYN, no ENO) is parsed too.
         let l = TcpListener::bind("[::1]:40022").unwrap();
         connect("[::1]:40022".parse().unwrap());
         assert_eq!(counts("ip6tables", "raw"), (1, 1));
+        assert_eq!(filters.no_eno_count(), want.0 + 1);
+        assert_eq!(filters.direct_count(), 0, "the other program's count");
         drop(l);
     });
 }

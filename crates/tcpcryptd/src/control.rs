@@ -53,9 +53,9 @@ pub struct Registry {
     rows: Mutex<HashMap<u64, Row>>,
     counters: Mutex<Counters>,
     live: Arc<AtomicUsize>,
-    /// Set once if the SYN filters are in the rules: their count of direct connections, under
-    /// its fallback reason ([`Registry::set_syn_filters`]).
-    syn_filters: OnceLock<(&'static str, KernelCount)>,
+    /// Set once if the SYN filters are in the rules: their counts of plain connections that
+    /// never met the daemon, each under its fallback reason ([`Registry::set_syn_filters`]).
+    syn_filters: OnceLock<Vec<(String, KernelCount)>>,
 }
 
 /// Reads a count kept in the kernel ([`Registry::set_syn_filters`]).
@@ -76,11 +76,11 @@ impl Registry {
     }
 
     /// The SYN filters are in the rules (the status's policy says so). The plain connections
-    /// they let go direct are counted in the kernel, not here: `direct` is added to
-    /// `connections_plain` and to the fallback `reason` at each status. Only the first call
+    /// they let by the daemon are counted in the kernel, not here: each of `counts` is added
+    /// to `connections_plain` and to its fallback reason at each status. Only the first call
     /// counts.
-    pub fn set_syn_filters(&self, reason: &'static str, direct: KernelCount) {
-        let _ = self.syn_filters.set((reason, direct));
+    pub fn set_syn_filters(&self, counts: Vec<(String, KernelCount)>) {
+        let _ = self.syn_filters.set(counts);
     }
 
     /// The count of connections proxied now, which the daemon holds against `max_connections`
@@ -147,11 +147,11 @@ impl Registry {
         let rows = self.rows();
         let mut counters = self.counters().clone();
         counters.active_sessions = rows.len() as u64;
-        if let Some((reason, direct)) = self.syn_filters.get() {
-            let n = direct();
+        for (reason, count) in self.syn_filters.get().into_iter().flatten() {
+            let n = count();
             counters.connections_plain += n;
             if n > 0 {
-                *counters.fallbacks.entry((*reason).to_owned()).or_default() += n;
+                *counters.fallbacks.entry(reason.clone()).or_default() += n;
             }
         }
         for row in rows.values() {

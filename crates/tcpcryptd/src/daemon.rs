@@ -334,11 +334,17 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         .map_err(io_err("register the control socket"))?;
     let registry = Arc::new(Registry::new(config.clone()));
     if let Some(f) = &filters {
-        let f = f.clone();
-        registry.set_syn_filters(
-            DIRECT_PLAIN_PEER_REASON,
-            Box::new(move || lock(&f).direct_count()),
-        );
+        let (direct, no_eno) = (f.clone(), f.clone());
+        registry.set_syn_filters(vec![
+            (
+                DIRECT_PLAIN_PEER_REASON.to_owned(),
+                Box::new(move || lock(&direct).direct_count()),
+            ),
+            (
+                incoming_fallback(FallbackReason::MissingEno),
+                Box::new(move || lock(&no_eno).no_eno_count()),
+            ),
+        ]);
     }
     let shared = Arc::new(Shared {
         syn: Mutex::new(SynState {
@@ -671,6 +677,11 @@ fn handle_packet(shared: &Arc<Shared>, queue: &SharedQueue, kind: QueueKind, pac
             let d = lock(&shared.syn).path.on_server_syn(&packet.payload, now);
             match d {
                 ServerSyn::Pass => send_verdict(queue, packet.id, Verdict::ACCEPT),
+                ServerSyn::Plain(reason) => {
+                    let reason = incoming_fallback(reason);
+                    shared.registry.count(false, false, Some(&reason));
+                    send_verdict(queue, packet.id, Verdict::ACCEPT);
+                }
                 ServerSyn::Refuse => {
                     let mark = shared.config.marks.reject;
                     send_verdict(queue, packet.id, Verdict::accept_with_mark(mark));
@@ -788,6 +799,14 @@ pub const DIRECT_TYPE2_REASON: &str = "direct: cached type-2 path (ENO stripped 
 /// The counted reason of a connection that went direct because its destination answered
 /// without ENO lately ([`crate::plain_peers`]).
 pub const DIRECT_PLAIN_PEER_REASON: &str = "direct: cached peer without tcpcrypt";
+
+/// The fallback reason counted for an incoming connection whose SYN disabled ENO (from a
+/// client without tcpcrypt, most often): it runs plain and never meets the proxy. On the BPF
+/// path the SYNs without any ENO option are counted by the `syn_without_eno` filter under
+/// `MissingEno`'s text, the others here; every SYN counts, a retransmitted one again.
+pub fn incoming_fallback(reason: FallbackReason) -> String {
+    format!("incoming: {reason}")
+}
 
 /// `max_connections` reached: the SYN goes on unmarked and undiverted, so the connection is
 /// plain TCP on both ends (fail-open; retransmissions get the same verdict).

@@ -62,7 +62,8 @@
 //!   ip rule pref P+2 fwmark R lookup TBL; ip route local 0.0.0.0/0 (::/0) dev lo table TBL
 //! server (host B)
 //!   raw PREROUTING   S_RPRE: mark S → RETURN; -i lo → RETURN; ! --syn → RETURN; excluded → RETURN;
-//!                            [BPF path] --syn, bpf syn_without_eno → RETURN;
+//!                            [BPF path] --syn to a mandatory port/address → NFQUEUE server_syn;
+//!                                       --syn, bpf syn_without_eno → RETURN;
 //!                            --syn → NFQUEUE server_syn
 //!   mangle PREROUTING S_MPRE: mark X → CONNMARK X; connmark X → RETURN;
 //!                            mark D → CONNMARK D; mark D → TPROXY server_port (lo address);
@@ -345,7 +346,14 @@ impl Plan {
         ];
         rpre.extend(excluded(c));
         if let Some(f) = filters {
-            // No ENO: nothing to divert (a mandatory port still refuses it in S_FIN).
+            // A mandatory destination's SYN goes to the daemon, which refuses it without ENO
+            // (and counts nothing), so that the filter counts only SYNs that go plain.
+            rpre.extend(
+                mandatory_syns(c, family)
+                    .into_iter()
+                    .map(|r| r.queue(q.server_syn)),
+            );
+            // No ENO: nothing to divert.
             rpre.push(args(&["-p", "tcp", "--syn"]).bpf(&f.syn_without_eno));
         }
         rpre.push(args(&["-p", "tcp", "--syn"]).queue(q.server_syn));
@@ -533,16 +541,25 @@ fn reject(m: u32) -> Rule {
 /// caller returns first for what a live daemon marked.
 fn mandatory_rejects(c: &Config, family: Family) -> Vec<Rule> {
     let refuse = ["-j", "REJECT", "--reject-with", "tcp-reset"];
+    mandatory_syns(c, family)
+        .into_iter()
+        .map(|r| r.then(&refuse))
+        .collect()
+}
+
+/// Matches for the SYNs to the mandatory ports and (this family's) addresses, without a
+/// target.
+fn mandatory_syns(c: &Config, family: Family) -> Vec<Rule> {
     let mut out: Vec<Rule> = c
         .mandatory_ports
         .iptables_args()
         .iter()
-        .map(|p| args(&["-p", "tcp", "--syn", "--dport", p]).then(&refuse))
+        .map(|p| args(&["-p", "tcp", "--syn", "--dport", p]))
         .collect();
     for &(net, len) in c.mandatory_addrs.nets() {
         if net.is_ipv4() == (family == Family::V4) {
             let net = format!("{net}/{len}");
-            out.push(args(&["-p", "tcp", "--syn", "-d", &net]).then(&refuse));
+            out.push(args(&["-p", "tcp", "--syn", "-d", &net]));
         }
     }
     out
@@ -738,6 +755,31 @@ mod tests {
         }
         // Without them (or on the NFQUEUE path) no rule names a program.
         assert!(!Plan::new(&c).render("T_").contains("-m bpf"));
+
+        // A mandatory destination's SYN skips the server's filter: the daemon refuses it.
+        let c = config(&[
+            "--option-path",
+            "bpf",
+            "--exclude-ports",
+            "22",
+            "--mandatory-ports",
+            "8443",
+            "--mandatory-addrs",
+            "10.9.0.0/16",
+        ]);
+        let text = Plan::with_syn_filters(&c, Some(&paths)).render("T_");
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("iptables ") && l.contains("-A T_S_RPRE "))
+            .collect();
+        let filter = lines.iter().position(|l| l.contains("-m bpf")).unwrap();
+        for m in ["--dport 8443", "-d 10.9.0.0/16"] {
+            let queued = lines
+                .iter()
+                .position(|l| l.contains(m) && l.contains("-j NFQUEUE --queue-num 4753"))
+                .unwrap_or_else(|| panic!("{m} not queued: {lines:#?}"));
+            assert!(queued < filter, "{m} before the filter: {lines:#?}");
+        }
     }
 
     #[test]

@@ -109,8 +109,12 @@ pub enum AppSyn {
 /// The decision on an incoming SYN (server side).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ServerSyn {
-    /// No ENO (or ENO off for this connection): accept unmarked; the proxy is not in the path.
+    /// Not for the daemon (not a new connection's SYN, an excluded port, full tables):
+    /// accept unmarked; the proxy is not in the path.
     Pass,
+    /// ENO is disabled for this connection, for this reason (RFC 8547 §4.6; a client without
+    /// tcpcrypt sends no ENO): accept unmarked, it runs as plain TCP without the proxy.
+    Plain(FallbackReason),
     /// No ENO on a mandatory port: refuse (reject mark).
     Refuse,
     /// ENO offered: pre-connect to the service, then divert with the replacement packet if
@@ -284,12 +288,16 @@ impl SynPath {
             now,
             self.rng.as_mut(),
         );
-        if neg.state() != State::Pending {
+        if let State::Disabled(reason) = neg.state() {
             return if self.policy.mandatory(key.local) {
                 ServerSyn::Refuse
             } else {
-                ServerSyn::Pass
+                ServerSyn::Plain(reason)
             };
+        }
+        if neg.state() != State::Pending {
+            // A passive negotiation is never enabled by the SYN alone.
+            return ServerSyn::Pass;
         }
         let replace = if verdict.discard_syn_data {
             match packet::strip_payload(bytes) {

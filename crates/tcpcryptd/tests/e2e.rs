@@ -11,8 +11,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::hosts::{
-    capture, exchange, expect_reset, finish, sessions, wait_session, write_expect_reset, Net,
-    TIMEOUT,
+    capture, exchange, expect_reset, finish, sessions, status, wait_session, write_expect_reset,
+    Net, TIMEOUT,
 };
 use tcpcrypt_control::{Client, Request, Response, SessionState};
 
@@ -118,7 +118,7 @@ fn the_two_option_paths_interoperate() {
     encrypted_roundtrip_with(true, "nfqueue", "bpf");
 }
 
-fn plain_roundtrip(daemon_on_a: bool) {
+fn plain_roundtrip(daemon_on_a: bool, option_path: &str) {
     let net = Net::new();
     net.echo_service();
     let (name, ns) = if daemon_on_a {
@@ -126,7 +126,7 @@ fn plain_roundtrip(daemon_on_a: bool) {
     } else {
         ("b", &net.b)
     };
-    let (_d, control) = net.daemon(ns, name);
+    let (_d, control) = net.daemon_with(ns, name, &["--option-path", option_path]);
     let pcap = net.dir.join("plain.pcap");
     let dump = capture(&net, &pcap, 0);
     for dst in ["10.77.0.2:8080", "[fd77::2]:8080"] {
@@ -145,6 +145,17 @@ fn plain_roundtrip(daemon_on_a: bool) {
         }
         finish(s);
     }
+    if !daemon_on_a {
+        // B counts both as plain, incoming without ENO: on the BPF path the kernel's filter
+        // counted them, on the NFQUEUE path the daemon (a retransmitted SYN counts again).
+        let st = status(&control);
+        let reason =
+            tcpcryptd::daemon::incoming_fallback(tcpcrypt_proto::eno::FallbackReason::MissingEno);
+        let counted = st.counters.fallbacks.get(&reason).copied().unwrap_or(0);
+        assert!(counted >= 2, "[{option_path}] {reason}: {st:?}");
+        assert!(st.counters.connections_plain >= 2, "{st:?}");
+        assert_eq!(st.counters.connections_encrypted, 0, "{st:?}");
+    }
     std::thread::sleep(Duration::from_millis(300));
     drop(dump);
     // The inspector reports both as plain TCP (with ENO only in A's SYN: a fallback).
@@ -162,12 +173,14 @@ fn plain_roundtrip(daemon_on_a: bool) {
 
 #[test]
 fn fallback_when_only_the_client_runs_the_daemon() {
-    plain_roundtrip(true);
+    plain_roundtrip(true, "bpf");
 }
 
+/// And B counts the plain clients, on either option path.
 #[test]
 fn fallback_when_only_the_server_runs_the_daemon() {
-    plain_roundtrip(false);
+    plain_roundtrip(false, "bpf");
+    plain_roundtrip(false, "nfqueue");
 }
 
 #[test]
@@ -341,14 +354,7 @@ fn a_peer_without_tcpcrypt_is_reached_direct_after_the_first_connection() {
             finish(s);
             wait_no_rows(&control);
         }
-        let status = match Client::connect(&control)
-            .unwrap()
-            .request(&Request::Status)
-            .unwrap()
-        {
-            Response::Status(s) => s,
-            other => panic!("{other:?}"),
-        };
+        let status = status(&control);
         let direct = status
             .counters
             .fallbacks

@@ -327,6 +327,18 @@ pub fn sessions(control: &Path) -> Vec<SessionInfo> {
     }
 }
 
+/// The daemon's status.
+pub fn status(control: &Path) -> tcpcrypt_control::Status {
+    match Client::connect(control)
+        .unwrap()
+        .request(&Request::Status)
+        .unwrap()
+    {
+        Response::Status(s) => *s,
+        other => panic!("status: {other:?}"),
+    }
+}
+
 /// Waits (bounded) until the daemon behind `control` shows the connection whose application
 /// side is `local` as established, and returns its row.
 pub fn wait_encrypted(control: &Path, local: SocketAddr) -> SessionInfo {
