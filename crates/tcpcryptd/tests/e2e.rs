@@ -306,11 +306,19 @@ fn connect_and_ask_who(net: &Net, dst: SocketAddr) -> (SocketAddr, SocketAddr, T
 /// ones go direct: B's service sees the application's own port, the daemon has no row for
 /// them, counts them, and their SYN carries no ENO (the inspector calls them plain, not a
 /// fallback). The key is address and port: another port of the same host is tried with ENO
-/// again. With the cache off every connection goes through the daemon. IPv4 and IPv6.
+/// again. With the cache off every connection goes through the daemon. IPv4 and IPv6. And
+/// where iptables cannot load the `bpf` match (the daemon installs its rules without the SYN
+/// filters, and keeps the cache itself): the same, and the status says the filters are off.
 #[test]
 fn a_peer_without_tcpcrypt_is_reached_direct_after_the_first_connection() {
     const OTHER: u16 = 8081;
-    for (v6, cache_on) in [(false, true), (true, true), (false, false)] {
+    // (v6, cache on, iptables without xt_bpf)
+    for (v6, cache_on, no_xt_bpf) in [
+        (false, true, false),
+        (true, true, false),
+        (false, false, false),
+        (true, true, true),
+    ] {
         let net = Net::new();
         for port in [common::hosts::PORT, OTHER] {
             net.service(port, |mut conn| {
@@ -324,12 +332,20 @@ fn a_peer_without_tcpcrypt_is_reached_direct_after_the_first_connection() {
         } else {
             &["--plain-peer-cache-secs", "0"]
         };
-        let (_d, control) = net.daemon_with(&net.a, "a", args);
+        let path = no_xt_bpf.then(|| iptables_without_xt_bpf(&net.dir));
+        let env: Vec<(&str, &std::ffi::OsStr)> =
+            path.iter().map(|p| ("PATH", p.as_os_str())).collect();
+        let (_d, control) = net.daemon_with_env(&net.a, "a", args, &env);
+        let case = format!("v6={v6}, cache on={cache_on}, no xt_bpf={no_xt_bpf}");
+        let policy = status(&control).policy;
+        assert_eq!(policy.option_path.as_deref(), Some("bpf"), "[{case}]");
+        assert_eq!(policy.syn_filters, Some(!no_xt_bpf), "[{case}]");
+        let rules = net.sh_a(&["iptables-save"]) + &net.sh_a(&["ip6tables-save"]);
+        assert_eq!(rules.contains("-m bpf"), !no_xt_bpf, "[{case}] {rules}");
         let pcap = net.dir.join("direct.pcap");
         let dump = capture(&net, &pcap, 0);
         let dst = common::hosts::addr('b', v6, common::hosts::PORT);
         let other = common::hosts::addr('b', v6, OTHER);
-        let case = format!("v6={v6}, cache on={cache_on}");
         // (destination, expected to go direct)
         let plan = [
             (dst, false),
@@ -383,10 +399,38 @@ fn a_peer_without_tcpcrypt_is_reached_direct_after_the_first_connection() {
         };
         assert_eq!(outcomes(dst), expected, "[{case}]");
         assert_eq!(outcomes(other), ["fallback"], "[{case}]");
-        if cache_on && !v6 {
+        // The daemon's own cache probes too (the kernel's is covered by the first case).
+        if cache_on && (!v6 || no_xt_bpf) {
             encrypted_again_after_a_probe(&net, &control, dst);
         }
     }
+}
+
+/// A directory with `iptables` and `ip6tables` that fail as an iptables without the `bpf` match
+/// extension does, and run the real ones otherwise; returns a `PATH` that puts it first.
+fn iptables_without_xt_bpf(dir: &std::path::Path) -> std::ffi::OsString {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("no-xt-bpf");
+    std::fs::create_dir_all(&bin).unwrap();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for tool in ["iptables", "ip6tables"] {
+        let real = std::env::split_paths(&path)
+            .map(|d| d.join(tool))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| panic!("{tool} not in PATH"));
+        let script = format!(
+            "#!/bin/sh\nfor a in \"$@\"; do\n  if [ \"$a\" = bpf ]; then\n    \
+             echo \"{tool} v1.8.9: Couldn't load match \\`bpf':No such file or directory\" >&2\n    \
+             exit 2\n  fi\ndone\nexec {} \"$@\"\n",
+            real.display()
+        );
+        let file = bin.join(tool);
+        std::fs::write(&file, script).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut dirs = vec![bin];
+    dirs.extend(std::env::split_paths(&path));
+    std::env::join_paths(dirs).unwrap()
 }
 
 /// B starts its daemon while A has `dst` cached: within one probe interval a connection goes

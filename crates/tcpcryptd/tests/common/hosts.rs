@@ -133,6 +133,17 @@ impl Net {
     /// `args` name another, the daemon writes its key log to [`Net::keys`] (so every capture
     /// can be decrypted by the inspector).
     pub fn daemon_with(&self, ns: &NetNs, name: &str, args: &[&str]) -> (Proc, PathBuf) {
+        self.daemon_with_env(ns, name, args, &[])
+    }
+
+    /// [`Net::daemon_with`], with extra environment variables for the daemon.
+    pub fn daemon_with_env(
+        &self,
+        ns: &NetNs,
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> (Proc, PathBuf) {
         let control = self.dir.join(format!("{name}.sock"));
         let keylog = if args.contains(&"--keylog") {
             Vec::new()
@@ -151,6 +162,7 @@ impl Net {
             .args(keylog)
             .args(args)
             .env("RUST_LOG", "debug")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
