@@ -1,6 +1,7 @@
 //! The byte-stream side of one intercepted connection: a [`Session`] pumped between the
 //! application's socket (plaintext) and the network socket (ciphertext), or a plain relay after
-//! an ENO fallback. One task per connection, no thread per connection.
+//! an ENO fallback (spliced in the kernel: [`relay_plain`]). One task per connection, no thread
+//! per connection.
 //!
 //! The data path copies no byte in user space (RFC 8548 §3.6 frames, sealed and opened in
 //! place) and makes few system calls:
@@ -128,7 +129,8 @@ fn shutdown_write(s: &TcpStream, op: &'static str) -> Result<(), PumpError> {
     }
 }
 
-/// Relays plain bytes both ways with half-close; on any error both sockets are reset.
+/// Relays plain bytes both ways with half-close, each way socket → pipe → socket in the kernel
+/// (splice(2), no user-space copy); on any error both sockets are reset.
 ///
 /// # Errors
 /// The first failing socket operation (both sockets were aborted).
