@@ -169,13 +169,14 @@ fn eno_on_the_wire(family: Family, queue_num: u16) {
 
         let flow = parsed.flow();
         let pcap = capture.path.clone();
-        let packets = capture.stop();
+        let is_syn = |p: &Vec<u8>| {
+            TcpIpPacket::new_checked(&p[..])
+                .is_ok_and(|t| t.tcp().syn() && !t.tcp().ack() && t.flow() == flow)
+        };
+        let packets = capture.stop_once(|pkts| pkts.iter().any(is_syn));
         let syn = packets
             .iter()
-            .find(|p| {
-                TcpIpPacket::new_checked(&p[..])
-                    .is_ok_and(|t| t.tcp().syn() && !t.tcp().ack() && t.flow() == flow)
-            })
+            .find(|p| is_syn(p))
             .expect("the SYN was captured");
         assert_eq!(
             syn, &rewritten,

@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use tcpcrypt_sys::caps::Privileges;
 use tcpcrypt_sys::netns::NetNs;
@@ -132,8 +133,31 @@ impl Capture {
         }
     }
 
-    /// Stops tcpdump (SIGINT, so it flushes) and returns the raw IP packets captured.
-    pub fn stop(mut self) -> Vec<Vec<u8>> {
+    /// Stops tcpdump (SIGINT, so it flushes) and returns the raw IP packets captured, once
+    /// the file has stopped growing for 150 ms (bounded): packets still in libpcap's ring when
+    /// SIGINT arrives are dropped (pcap_breakloop).
+    pub fn stop(self) -> Vec<Vec<u8>> {
+        self.stop_once(|_| false)
+    }
+
+    /// [`Capture::stop`], but as soon as the packets written so far satisfy `enough` (or the
+    /// file stopped growing, or 3 s passed): on a busy machine tcpdump can lag for longer than
+    /// any quiet period (a clean-clone CI run lost a SYN sent just before the stop).
+    pub fn stop_once(mut self, enough: impl Fn(&[Vec<u8>]) -> bool) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let (mut last, mut since) = (Vec::new(), Instant::now());
+        while Instant::now() < deadline {
+            let now = read_pcap(&self.path);
+            if enough(&now) {
+                break;
+            }
+            if now.len() != last.len() {
+                (last, since) = (now, Instant::now());
+            } else if since.elapsed() >= Duration::from_millis(150) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         sh(&["kill", "-INT", &self.child.id().to_string()]);
         self.child.wait().unwrap();
         read_pcap(&self.path)
@@ -150,6 +174,9 @@ impl Drop for Capture {
 /// The IP packets of a pcap file (link type Ethernet, as tcpdump writes for `lo`, or raw IP).
 pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
     let data = std::fs::read(path).unwrap();
+    if data.len() < 24 {
+        return Vec::new(); // tcpdump has not written its header yet
+    }
     let u32le = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
     assert!(
         matches!(u32le(&data[0..4]), 0xa1b2c3d4 | 0xa1b23c4d),
@@ -160,6 +187,9 @@ pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
     let mut rest = &data[24..];
     while rest.len() >= 16 {
         let len = u32le(&rest[8..12]) as usize;
+        if rest.len() < 16 + len {
+            break; // a record tcpdump is still writing
+        }
         let frame = &rest[16..16 + len];
         let ip = match linktype {
             1 => &frame[14..], // Ethernet (lo has a zeroed Ethernet header)
