@@ -261,7 +261,11 @@ fn server_passes_plain_syns_and_refuses_them_on_mandatory_ports() {
     for v6 in [false, true] {
         let (ca, sb) = addrs(v6);
         let plain = packet(ca, sb, SYN, &SYN_OPTIONS, &[]);
-        assert_eq!(path().on_server_syn(&plain, now), ServerSyn::Pass);
+        // Plain, and why (the daemon counts it).
+        assert_eq!(
+            path().on_server_syn(&plain, now),
+            ServerSyn::Plain(FallbackReason::MissingEno)
+        );
         let mut strict = path_with(Limits::default(), "8080");
         assert_eq!(strict.on_server_syn(&plain, now), ServerSyn::Refuse);
         assert_eq!(strict.flow_count(), 0);
