@@ -174,10 +174,7 @@ async fn first_bytes_not_init1(
     let mut head = [0u8; 4];
     let mut got = 0;
     while got < head.len() && head[..got] == magic[..got] {
-        let n = r
-            .read(&mut head[got..])
-            .await
-            .map_err(io_err(Leg::NetToApp.op()))?;
+        let n = r.read(&mut head[got..]).await.map_err(io_err(NET_TO_APP))?;
         if n == 0 {
             break;
         }
@@ -197,7 +194,7 @@ async fn relay(
 ) -> Result<(), PumpError> {
     let result = {
         let up = async {
-            forward(&app, &net, &traffic.bytes_out, Leg::AppToNet).await?;
+            forward(&app, &net, &traffic.bytes_out, APP_TO_NET).await?;
             shutdown_write(&net, "shutdown network")
         };
         let down = async {
@@ -205,10 +202,10 @@ async fn relay(
                 let (head, n) = first_bytes_not_init1(&mut SharedRead(&net)).await?;
                 write_all(&app, &head[..n])
                     .await
-                    .map_err(io_err(Leg::NetToApp.op()))?;
+                    .map_err(io_err(NET_TO_APP))?;
                 traffic.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
             }
-            forward(&net, &app, &traffic.bytes_in, Leg::NetToApp).await?;
+            forward(&net, &app, &traffic.bytes_in, NET_TO_APP).await?;
             shutdown_write(&app, "shutdown application")
         };
         tokio::try_join!(up, down).map(drop)
@@ -225,25 +222,14 @@ async fn relay(
 /// was within the noise.
 const RELAY_PIPE: usize = 1024 * 1024;
 
-/// One direction of the plain relay.
-#[derive(Clone, Copy)]
-enum Leg {
-    AppToNet,
-    NetToApp,
-}
+/// The plain relay's two directions, as named in its errors: "... network" for the one whose
+/// failures count as the network side's ([`PumpError::from_network`]).
+const APP_TO_NET: &str = "relay application → network";
+/// See [`APP_TO_NET`].
+const NET_TO_APP: &str = "relay network → application";
 
-impl Leg {
-    /// The operation named in errors; "... the network" for failures on the network side
-    /// ([`PumpError::from_network`]).
-    fn op(self) -> &'static str {
-        match self {
-            Self::AppToNet => "relay application → network",
-            Self::NetToApp => "relay network → application",
-        }
-    }
-}
-
-/// Moves `from`'s bytes to `to` until `from`'s end of file, counting them in `counter`: in
+/// Moves `from`'s bytes to `to` until `from`'s end of file, counting them in `counter` (`op`,
+/// [`APP_TO_NET`] or [`NET_TO_APP`], names the direction in errors): in
 /// the kernel, socket → pipe → socket ([`tcpcrypt_sys::splice::Pipe`]), no byte copied into
 /// user space. The pipe is made when bytes come and closed after [`IDLE_RELEASE`] without
 /// any, so an idle plain connection holds no pipe (and no descriptors beyond its sockets).
@@ -253,13 +239,12 @@ async fn forward(
     from: &TcpStream,
     to: &TcpStream,
     counter: &AtomicU64,
-    leg: Leg,
+    op: &'static str,
 ) -> Result<(), PumpError> {
     use std::os::fd::AsFd;
     use tcpcrypt_sys::splice::Pipe;
     use tokio::io::Interest;
 
-    let op = leg.op();
     let err = move |source| PumpError::Io { op, source };
     let mut pipe: Option<Pipe> = None;
     loop {
@@ -280,7 +265,7 @@ async fn forward(
                 Ok(p) => pipe.insert(p),
                 Err(e) => {
                     tracing::debug!("no pipe for the plain relay ({e}): copying instead");
-                    return forward_copying(from, to, counter, leg).await;
+                    return forward_copying(from, to, counter, op).await;
                 }
             },
         };
@@ -311,19 +296,16 @@ async fn forward_copying(
     from: &TcpStream,
     to: &TcpStream,
     counter: &AtomicU64,
-    leg: Leg,
+    op: &'static str,
 ) -> Result<(), PumpError> {
     use tokio::io::AsyncReadExt;
     let mut buf = vec![0u8; CHUNK];
     loop {
-        let n = SharedRead(from)
-            .read(&mut buf)
-            .await
-            .map_err(io_err(leg.op()))?;
+        let n = SharedRead(from).read(&mut buf).await.map_err(io_err(op))?;
         if n == 0 {
             return Ok(());
         }
-        write_all(to, &buf[..n]).await.map_err(io_err(leg.op()))?;
+        write_all(to, &buf[..n]).await.map_err(io_err(op))?;
         counter.fetch_add(n as u64, Ordering::Relaxed);
     }
 }

@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
-use common::hosts::{addr, capture, sessions, wait_encrypted, Net, PORT, TIMEOUT};
+use common::hosts::{addr, capture, sessions, wait_encrypted, wait_row, Net, PORT, TIMEOUT};
 use sha2::{Digest, Sha256};
 use tcpcrypt_control::SessionState;
 
@@ -124,22 +124,8 @@ fn the_plain_relay_carries_both_directions_intact_across_idle_gaps() {
         let s = net.connect(addr('b', v6, PORT)).expect("connect");
         s.set_read_timeout(Some(TIMEOUT)).unwrap();
         s.set_write_timeout(Some(TIMEOUT)).unwrap();
-        let local = s.local_addr().unwrap();
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let rows = sessions(&ca);
-            if rows
-                .iter()
-                .any(|r| r.local == local && r.state == SessionState::Plain)
-            {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "A never relayed {local} in plain: {rows:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        // A relays it in plain.
+        wait_row(&ca, s.local_addr().unwrap(), SessionState::Plain);
         let mut reader = s.try_clone().unwrap();
         let echo = std::thread::spawn(move || {
             let mut hasher = Sha256::new();

@@ -146,14 +146,7 @@ fn a_thousand_concurrent_connections() {
     eprintln!("{CONNECTIONS} concurrent connections in {:?}", t0.elapsed());
     // All of them were encrypted (B's counters shown too: its fallback reasons say which
     // handshake segment it missed if one was not).
-    let status = |control: &std::path::Path| match tcpcrypt_control::Client::connect(control)
-        .unwrap()
-        .request(&tcpcrypt_control::Request::Status)
-        .unwrap()
-    {
-        tcpcrypt_control::Response::Status(s) => format!("{:?}", s.counters),
-        other => panic!("status: {other:?}"),
-    };
+    let status = |control| format!("{:?}", common::hosts::status(control).counters);
     let (a, b) = (status(&ca), status(&cb));
     for text in [&a, &b] {
         assert!(

@@ -28,13 +28,7 @@ fn encrypted_roundtrip_with(v6: bool, path_a: &str, path_b: &str) {
     let (_da, ca) = net.daemon_with(&net.a, "a", &["--option-path", path_a]);
     let (_db, cb) = net.daemon_with(&net.b, "b", &["--option-path", path_b]);
     for (control, asked) in [(&ca, path_a), (&cb, path_b)] {
-        let Response::Status(status) = Client::connect(control)
-            .unwrap()
-            .request(&Request::Status)
-            .unwrap()
-        else {
-            panic!("status")
-        };
+        let status = status(control);
         let running = status
             .policy
             .option_path

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::hosts::{
     addr, exchange, finish, sessions, wait_encrypted, wait_session, Net, Proc, PORT, TIMEOUT,
 };
-use tcpcrypt_control::{Client, Request, Response, SessionState};
+use tcpcrypt_control::{Client, SessionState};
 use tcpcrypt_proto::keylog::{KeyLogFile, LoggedSecret};
 use tcpcrypt_proto::SessionId;
 
@@ -79,13 +79,7 @@ fn both_daemons_log_each_encrypted_connection_once_with_the_reported_session_id(
         );
     }
     // The status says so.
-    let Response::Status(status) = Client::connect(&ca)
-        .unwrap()
-        .request(&Request::Status)
-        .unwrap()
-    else {
-        panic!("status")
-    };
+    let status = common::hosts::status(&ca);
     assert_eq!(status.policy.keylog, Some(ka.display().to_string()));
 
     // Fresh (v4), resumed (v4 again, same peer), then v6.

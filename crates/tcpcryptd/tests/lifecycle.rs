@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use common::hosts::{
     addr, connect_until_encrypted, exchange, finish, sessions, wait_encrypted, Net, PORT, TIMEOUT,
 };
-use tcpcrypt_control::{Client, Load, Request, Response};
+use tcpcrypt_control::Load;
 
 /// A connection from A to B's echo service, checked encrypted on A's daemon.
 fn encrypted(net: &Net, control_a: &std::path::Path, v6: bool) -> TcpStream {
@@ -234,14 +234,9 @@ fn a_syn_held_by_a_killed_daemon_goes_direct_on_its_retransmission() {
 
 /// The daemon's `status` load (connections proxied now, its limit, its worker threads).
 fn load(control: &std::path::Path) -> Load {
-    match Client::connect(control)
-        .unwrap()
-        .request(&Request::Status)
-        .unwrap()
-    {
-        Response::Status(s) => s.load.expect("the daemon reports its load"),
-        other => panic!("status: {other:?}"),
-    }
+    common::hosts::status(control)
+        .load
+        .expect("the daemon reports its load")
 }
 
 #[test]

@@ -37,7 +37,6 @@ use std::time::{Duration, Instant};
 use common::hosts::{addr, capture, Net, PORT};
 use robust::{conntrack_count, fd_count, payload, record_and_check, row, rss_kib, scan_capture};
 use sha2::{Digest, Sha256};
-use tcpcrypt_control::{Client, Request, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Allowed RSS growth after warm-up, per daemon (see the module doc).
@@ -103,17 +102,8 @@ fn sysctl_conntrack_timeouts(net: &Net) {
 
 /// A's daemon's (encrypted, plain) connection counters.
 fn counters(control: &std::path::Path) -> (u64, u64) {
-    match Client::connect(control)
-        .unwrap()
-        .request(&Request::Status)
-        .unwrap()
-    {
-        Response::Status(s) => (
-            s.counters.connections_encrypted,
-            s.counters.connections_plain,
-        ),
-        other => panic!("status: {other:?}"),
-    }
+    let c = common::hosts::status(control).counters;
+    (c.connections_encrypted, c.connections_plain)
 }
 
 /// A tokio echo service on B's `port` (runtime on a thread in B), until `stop`.

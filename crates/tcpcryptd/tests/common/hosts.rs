@@ -354,18 +354,25 @@ pub fn status(control: &Path) -> tcpcrypt_control::Status {
 /// Waits (bounded) until the daemon behind `control` shows the connection whose application
 /// side is `local` as established, and returns its row.
 pub fn wait_encrypted(control: &Path, local: SocketAddr) -> SessionInfo {
+    wait_row(control, local, tcpcrypt_control::SessionState::Established)
+}
+
+/// Waits (bounded) until the daemon behind `control` shows the connection whose application
+/// side is `local` in `state`, and returns its row.
+pub fn wait_row(
+    control: &Path,
+    local: SocketAddr,
+    state: tcpcrypt_control::SessionState,
+) -> SessionInfo {
     let deadline = Instant::now() + TIMEOUT;
     loop {
         let rows = sessions(control);
-        if let Some(row) = rows
-            .iter()
-            .find(|r| r.local == local && r.state == tcpcrypt_control::SessionState::Established)
-        {
+        if let Some(row) = rows.iter().find(|r| r.local == local && r.state == state) {
             return row.clone();
         }
         assert!(
             Instant::now() < deadline,
-            "{local} never encrypted: {rows:?}"
+            "{local} never {state:?}: {rows:?}"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
