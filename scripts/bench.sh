@@ -7,9 +7,11 @@
 #
 # --systems runs only those (plain, tcpcrypt-aes128gcm, tcpcrypt-aes256gcm,
 # tcpcrypt-chacha20poly1305, tcpcrypt-aes128gcm-resumed, tcpcrypt-client-only, stunnel,
-# stunnel-resumed, wireguard-go), e.g. to measure a daemon change quickly; docs/ holds the full
-# run. tcpcrypt-client-only runs tcpcryptd in the client's namespace only, against a server
-# without tcpcrypt: what the daemon costs connections to servers that lack it.
+# stunnel-resumed, wireguard-go, relay-floor), e.g. to measure a daemon change quickly; docs/
+# holds the full run. tcpcrypt-client-only runs tcpcryptd in the client's namespace only,
+# against a server without tcpcrypt: what the daemon costs connections to servers that lack it.
+# relay-floor is two null relays (tcpcrypt-load relay) with the shape of any transparent proxy
+# and no work of their own: the report judges it by the same targets as tcpcrypt.
 #
 # Builds tcpcryptd, the tcpcrypt CLI and tcpcrypt-load in release mode, installs stunnel4,
 # wireguard-go, wireguard-tools, wrk, nginx-light and ethtool with apt-get when missing, then
@@ -32,7 +34,7 @@ usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' 
 QUICK=""
 ROUNDS=""
 OUT=docs/performance
-ALL_SYSTEMS="plain tcpcrypt-aes128gcm tcpcrypt-aes256gcm tcpcrypt-chacha20poly1305 tcpcrypt-aes128gcm-resumed tcpcrypt-client-only stunnel stunnel-resumed wireguard-go"
+ALL_SYSTEMS="plain tcpcrypt-aes128gcm tcpcrypt-aes256gcm tcpcrypt-chacha20poly1305 tcpcrypt-aes128gcm-resumed tcpcrypt-client-only stunnel stunnel-resumed wireguard-go relay-floor"
 ONLY=""
 while (($#)); do
     case $1 in
@@ -109,6 +111,10 @@ TLS_PORT=5301      # stunnel server in B
 STUNNEL_LOCAL=5302 # stunnel client in A (127.0.0.1)
 HTTP_TLS_PORT=5303 # stunnel server in B for nginx
 HTTP_LOCAL=5304    # stunnel client in A for nginx (127.0.0.1)
+RELAY_PORT=5311       # relay floor in B (to the load server)
+RELAY_LOCAL=5312      # relay floor in A (127.0.0.1)
+RELAY_HTTP_PORT=5313  # relay floor in B for nginx
+RELAY_HTTP_LOCAL=5314 # relay floor in A for nginx (127.0.0.1)
 WG_PORT=51820
 TIMEOUT=15
 
@@ -563,8 +569,32 @@ wire_tests() { # system
     offloads on
 }
 
+# The relay floor: one null relay in each namespace (tcpcrypt-load relay), in front of the same
+# backends as stunnel; the client connects to A's as it does to stunnel's.
+relay_up() {
+    ip netns exec "$NS_B" "$LOAD" relay --listen "$IP_B:$RELAY_PORT" --to "127.0.0.1:$PORT" \
+        --listen "$IP_B:$RELAY_HTTP_PORT" --to "127.0.0.1:$HTTP_PORT" \
+        </dev/null >/dev/null 2>>"$tmp/relay-b.log" &
+    sys_pids+=($!)
+    ip netns exec "$NS_A" "$LOAD" relay --listen "127.0.0.1:$RELAY_LOCAL" --to "$IP_B:$RELAY_PORT" \
+        --listen "127.0.0.1:$RELAY_HTTP_LOCAL" --to "$IP_B:$RELAY_HTTP_PORT" \
+        </dev/null >/dev/null 2>>"$tmp/relay-a.log" &
+    sys_pids+=($!)
+    wait_until "$TIMEOUT" "relay (B)" in_b ss -Htln "sport = :$RELAY_HTTP_PORT" || return 1
+    wait_until "$TIMEOUT" "relay (A)" in_a ss -Htln "sport = :$RELAY_HTTP_LOCAL" || return 1
+    TARGET="127.0.0.1:$RELAY_LOCAL" HTTP_TARGET="127.0.0.1:$RELAY_HTTP_LOCAL" TARGET_HOST=""
+}
+
 stunnel_setup
 wg_setup
+cat >"$CONF/relay floor (both namespaces)" <<EOF
+# B: tcpcrypt-load relay --listen $IP_B:$RELAY_PORT --to 127.0.0.1:$PORT --listen $IP_B:$RELAY_HTTP_PORT --to 127.0.0.1:$HTTP_PORT
+# A: tcpcrypt-load relay --listen 127.0.0.1:$RELAY_LOCAL --to $IP_B:$RELAY_PORT --listen 127.0.0.1:$RELAY_HTTP_LOCAL --to $IP_B:$RELAY_HTTP_PORT
+# Each accepted connection: connect to the upstream, TCP_NODELAY on both, tokio's
+# copy_bidirectional with 64 KiB buffers, shutdown of the write side at each end of stream.
+# Release build, tokio multi-threaded runtime with its default worker count (one per CPU).
+# No encryption, no key exchange, no netfilter rules: the cost of the proxy shape alone.
+EOF
 cat >"$CONF/tcpcryptd (both namespaces)" <<EOF
 tcpcryptd --control /tmp/DIR/tcpcryptd-{a,b}.sock --aeads AEAD --resumption BOOL
 # AEAD: aes128gcm, aes256gcm or chacha20poly1305.
@@ -639,6 +669,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
             stunnel) up=(stunnel_up no) tests=("${all[@]}") down=(stop_sys) ;;
             stunnel-resumed) up=(stunnel_up yes) tests=(rate_test http_rate latency_test) down=(stop_sys) ;;
             wireguard-go) up=(wg_up) tests=("${all[@]}") down=(stop_sys) ;;
+            relay-floor) up=(relay_up) tests=(bulk_tests rate_test http_rate latency_test) down=(stop_sys) ;;
         esac
         # One daemon pair for all of a system's measurements in a round, as a host would run it
         # (BENCH_FRESH_DAEMONS=1: a pair for each measurement).

@@ -14,6 +14,7 @@ pub mod client;
 pub mod procfs;
 pub mod protocol;
 pub mod record;
+pub mod relay;
 pub mod report;
 pub mod server;
 pub mod wrk;

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! tcpcrypt-load serve --listen 0.0.0.0:5300
+//! tcpcrypt-load relay --listen 0.0.0.0:5310 --to 127.0.0.1:5300 [--listen ... --to ...]
 //! tcpcrypt-load bulk --target 10.88.0.2:5300 --streams 4 --seconds 5 --system plain --round 1
 //! tcpcrypt-load rate --target ... --concurrency 8 --seconds 5
 //! tcpcrypt-load latency --target ... --count 500
@@ -45,6 +46,14 @@ enum Cmd {
         /// TIME_WAIT of an earlier one collides with it).
         #[arg(long, default_value_t = 1)]
         ports: u16,
+    },
+    /// Relay every connection accepted on each --listen to the --to of the same position,
+    /// bytes unchanged, until killed (the "relay floor": see `tcpcrypt_bench::relay`).
+    Relay {
+        #[arg(long, required = true)]
+        listen: Vec<SocketAddr>,
+        #[arg(long, required = true)]
+        to: Vec<SocketAddr>,
     },
     /// Stream data on N connections.
     Bulk {
@@ -332,7 +341,7 @@ fn run_client(cmd: Cmd) -> (Record, anyhow::Result<()>) {
             })();
             (r, res)
         }
-        Cmd::Serve { .. } | Cmd::Report { .. } | Cmd::WrkRecord { .. } => {
+        Cmd::Serve { .. } | Cmd::Relay { .. } | Cmd::Report { .. } | Cmd::WrkRecord { .. } => {
             unreachable!("not a client mode")
         }
     }
@@ -398,6 +407,26 @@ fn main() -> std::process::ExitCode {
                 .expect("tokio runtime");
             if let Err(e) = rt.block_on(tcpcrypt_bench::server::serve(listen, ports)) {
                 eprintln!("tcpcrypt-load serve: {e:#}");
+                return std::process::ExitCode::FAILURE;
+            }
+            std::process::ExitCode::SUCCESS
+        }
+        Cmd::Relay { listen, to } => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            if listen.len() != to.len() {
+                eprintln!(
+                    "tcpcrypt-load relay: {} --listen but {} --to: give one --to for each --listen",
+                    listen.len(),
+                    to.len()
+                );
+                return std::process::ExitCode::from(2);
+            }
+            let pairs = listen.into_iter().zip(to).collect();
+            if let Err(e) = rt.block_on(tcpcrypt_bench::relay::relay(pairs)) {
+                eprintln!("tcpcrypt-load relay: {e:#}");
                 return std::process::ExitCode::FAILURE;
             }
             std::process::ExitCode::SUCCESS

@@ -46,12 +46,26 @@ pub const BULK_SYSTEMS: &[(&str, &str, &str)] = &[
     ),
     ("stunnel", "stunnel (TLS 1.3, AES-128-GCM)", "stunnel"),
     ("wireguard-go", "wireguard-go", "wireguard-go"),
+    (RELAY_FLOOR, RELAY_FLOOR_LABEL, "relay floor"),
 ];
 
 /// The system with tcpcryptd on the client only and a server without tcpcrypt: what running
 /// the daemon costs connections to the servers that lack it. Compared with plain TCP only; no
 /// target of the issue applies to it.
 pub const CLIENT_ONLY: &str = "tcpcrypt-client-only";
+
+/// Two null relays, one per namespace (`tcpcrypt-load relay`): three TCP connections and two
+/// user-space hops per application connection, as any transparent proxy has (tcpcrypt's
+/// architecture, stunnel), and nothing else: no key exchange, no encryption, no netfilter
+/// rules, no queued segments. A target that it misses no proxy of that shape meets on the
+/// same machine. Compared with plain TCP only.
+pub const RELAY_FLOOR: &str = "relay-floor";
+const RELAY_FLOOR_LABEL: &str = "relay floor: two null relays, no encryption";
+
+/// Systems compared with plain TCP only (no stunnel ratio, no target of their own).
+fn plain_only(sys: &str) -> bool {
+    sys == CLIENT_ONLY || sys == RELAY_FLOOR
+}
 
 /// True for the tcpcrypt systems that encrypt, compared with stunnel and judged by targets.
 fn encrypting(sys: &str) -> bool {
@@ -83,6 +97,7 @@ pub const CONN_SYSTEMS: &[(&str, &str, &str)] = &[
         "client-only",
     ),
     ("wireguard-go", "wireguard-go", "wireguard-go"),
+    (RELAY_FLOOR, RELAY_FLOOR_LABEL, "relay floor"),
 ];
 
 /// One target of the issue, judged on this run's medians.
@@ -94,6 +109,18 @@ pub struct Verdict {
     pub measured: String,
     /// `None` when a figure it needs is missing from the run.
     pub met: Option<bool>,
+    /// The relay floor ([`RELAY_FLOOR`]) judged by the same target, where the target is about
+    /// the proxy's cost (throughput, connection rate, latency): what it measured and whether
+    /// it would meet it.
+    pub floor: Option<(String, Option<bool>)>,
+}
+
+impl Verdict {
+    /// The same target judged on the relay floor's figure.
+    fn with_floor(mut self, floor: Option<Verdict>) -> Self {
+        self.floor = floor.map(|f| (f.measured, f.met));
+        self
+    }
 }
 
 impl Results {
@@ -164,24 +191,20 @@ impl Results {
         for (test, streams) in [("bulk1", "1 stream"), ("bulk4", "4 streams")] {
             let plain = self.median_of("plain", test, gbps);
             let stunnel = self.median_of("stunnel", test, gbps);
+            let floor = self.median_of(RELAY_FLOOR, test, gbps);
             for &(sys, label, _) in BULK_SYSTEMS.iter().filter(|s| encrypting(s.0)) {
                 let Some(x) = self.median_of(sys, test, gbps) else {
                     continue;
                 };
-                out.push(ratio_verdict(
-                    format!("bulk, {streams}, {label}: ≥ 30% of plain TCP"),
-                    x,
-                    plain,
-                    0.30,
-                    "Gb/s",
-                ));
-                out.push(ratio_verdict(
-                    format!("bulk, {streams}, {label}: ≥ 1.8× stunnel"),
-                    x,
-                    stunnel,
-                    1.8,
-                    "Gb/s",
-                ));
+                for (what, base, min) in [
+                    ("30% of plain TCP", plain, 0.30),
+                    ("1.8× stunnel", stunnel, 1.8),
+                ] {
+                    let target = format!("bulk, {streams}, {label}: ≥ {what}");
+                    let on_floor =
+                        floor.map(|f| ratio_verdict(String::new(), f, base, min, "Gb/s"));
+                    out.push(ratio_verdict(target, x, base, min, "Gb/s").with_floor(on_floor));
+                }
             }
         }
         let cps = |r: &Record| r.conns_per_sec;
@@ -192,16 +215,16 @@ impl Results {
                 ("tcpcrypt-aes128gcm-resumed", "resumed", 0.35),
             ] {
                 if let Some(x) = self.median_of(sys, test, cps) {
-                    out.push(ratio_verdict(
-                        format!(
-                            "connection rate ({tool}), tcpcrypt {what}: ≥ {:.0}% of plain TCP",
-                            min * 100.0
-                        ),
-                        x,
-                        plain_rate,
-                        min,
-                        "conn/s",
-                    ));
+                    let target = format!(
+                        "connection rate ({tool}), tcpcrypt {what}: ≥ {:.0}% of plain TCP",
+                        min * 100.0
+                    );
+                    let on_floor = self
+                        .median_of(RELAY_FLOOR, test, cps)
+                        .map(|f| ratio_verdict(String::new(), f, plain_rate, min, "conn/s"));
+                    out.push(
+                        ratio_verdict(target, x, plain_rate, min, "conn/s").with_floor(on_floor),
+                    );
                 }
             }
         }
@@ -221,7 +244,7 @@ impl Results {
             } else {
                 format!("latency p50, tcpcrypt {what}: ≤ plain + {allowance} ms")
             };
-            let (measured, met) = match (plain_p50, extra) {
+            let judge = |x: f64| match (plain_p50, extra) {
                 (Some(p), Some(h)) => {
                     let limit = p + h + allowance;
                     (
@@ -238,10 +261,13 @@ impl Results {
                 }
                 _ => (format!("{x:.3} ms (no plain figure)"), None),
             };
+            let (measured, met) = judge(x);
+            let floor = self.median_of(RELAY_FLOOR, "latency", p50).map(judge);
             out.push(Verdict {
                 target,
                 measured,
                 met,
+                floor,
             });
         }
         if let Some(per_conn) = self.idle_kib_per_conn() {
@@ -251,6 +277,7 @@ impl Results {
                     target: format!("memory per idle connection, {who} daemon: ≤ 64 KiB"),
                     measured: format!("{kib:.1} KiB"),
                     met: Some(*kib <= 64.0),
+                    floor: None,
                 });
             }
         }
@@ -271,6 +298,7 @@ impl Results {
                     .into(),
                 measured: format!("{:+.3}%{frames}", o * 100.0),
                 met: Some(o <= 0.002),
+                floor: None,
             });
         }
         out
@@ -327,14 +355,35 @@ impl Results {
         }
         md.push('\n');
 
-        md.push_str("## Targets (issue 6)\n\n| target | measured | verdict |\n|---|---|---|\n");
+        md.push_str(
+            "## Targets (issue 6)\n\nThe last two columns judge the **relay floor** by the same \
+             target: two null relays (`tcpcrypt-load relay`, one in each namespace) that only \
+             copy bytes, so three TCP connections and two user-space hops per application \
+             connection, the shape of any transparent proxy (tcpcrypt's daemon pair, stunnel), \
+             with no key exchange, no encryption, no netfilter rules and no queued segments. \
+             Where the floor misses a target, no implementation of that shape meets it on this \
+             machine; the gap between tcpcrypt and the floor is what tcpcrypt's own work \
+             costs.\n\n\
+             | target | measured | verdict | relay floor, same target | floor verdict |\n\
+             |---|---|---|---|---|\n",
+        );
+        let word = |met: Option<bool>| match met {
+            Some(true) => "met",
+            Some(false) => "**missed**",
+            None => "not measured",
+        };
         for v in self.verdicts() {
-            let verdict = match v.met {
-                Some(true) => "met",
-                Some(false) => "**missed**",
-                None => "not measured",
+            let (floor, floor_verdict) = match &v.floor {
+                Some((m, met)) => (m.as_str(), word(*met)),
+                None => ("", ""),
             };
-            let _ = writeln!(md, "| {} | {} | {verdict} |", v.target, v.measured);
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {floor} | {floor_verdict} |",
+                v.target,
+                v.measured,
+                word(v.met)
+            );
         }
         md.push('\n');
         let failures = self.failures();
@@ -435,7 +484,7 @@ impl Results {
             for test in ["bulk1", "bulk4"] {
                 cells.push(if encrypting(sys) {
                     self.ratios(sys, test, gbps, "stunnel")
-                } else if sys == CLIENT_ONLY {
+                } else if plain_only(sys) {
                     self.of_plain(sys, test, gbps)
                 } else {
                     String::new()
@@ -513,7 +562,7 @@ impl Results {
                 .filter(|r| r.system == sys && r.test == test)
                 .filter_map(|r| r.errors)
                 .sum();
-            let (pct, times) = if sys == CLIENT_ONLY {
+            let (pct, times) = if plain_only(sys) {
                 (self.of_plain(sys, test, cps), String::new())
             } else if encrypting(sys) {
                 let other = if sys.ends_with("resumed") {
@@ -601,8 +650,9 @@ impl Results {
             "## CPU time and memory of the encrypting processes\n\nCPU seconds (user + \
              system, from /proc/PID/stat) that the system's own processes used per 10^9 \
              application bytes during the bulk runs, both ends together: the two tcpcryptd \
-             daemons, the two stunnel processes, the two wireguard-go processes (plain TCP has \
-             none: its cost is in the kernel and the applications, not counted here).\n\n\
+             daemons, the two stunnel processes, the two wireguard-go processes, the relay \
+             floor's two relays (plain TCP has none: its cost is in the kernel and the \
+             applications, not counted here).\n\n\
              | system | CPU s per GB, 1 stream | CPU s per GB, 4 streams |\n|---|---|---|\n",
         );
         for &(sys, label, _) in BULK_SYSTEMS.iter().filter(|s| s.0 != "plain") {
@@ -782,11 +832,13 @@ fn ratio_verdict(target: String, x: f64, base: Option<f64>, min: f64, unit: &str
             target,
             measured: format!("{x:.2} {unit} = {:.2} of {b:.2} {unit}", x / b),
             met: Some(x / b >= min),
+            floor: None,
         },
         _ => Verdict {
             target,
             measured: format!("{x:.2} {unit} (nothing to compare with)"),
             met: None,
+            floor: None,
         },
     }
 }
@@ -1049,6 +1101,18 @@ mod tests {
                 ..rec(round, CLIENT_ONLY, "rate")
             });
         }
+        // The relay floor: judged by the proxy-cost targets beside tcpcrypt, never by its own.
+        for round in 1..=3 {
+            records.push(bulk(round, RELAY_FLOOR, "bulk1", 10.0));
+            records.push(Record {
+                conns_per_sec: Some(3000.0),
+                ..rec(round, RELAY_FLOOR, "rate")
+            });
+            records.push(Record {
+                p50_ms: Some(0.4),
+                ..rec(round, RELAY_FLOOR, "latency")
+            });
+        }
         // A failed measurement is reported, not counted.
         records.push(Record {
             error: Some("connect: refused".into()),
@@ -1101,6 +1165,58 @@ mod tests {
         assert!(!bulk.contains('×'), "no stunnel ratio: {bulk}");
         let rate = row("| tcpcryptd on the client only, server without tcpcrypt (cached");
         assert!(rate.contains("| 50% |  |"), "5000 of 10000 conn/s: {rate}");
+    }
+
+    /// The relay floor is judged by each proxy-cost target beside tcpcrypt (same baseline,
+    /// same threshold), gets no target of its own, and is compared with plain TCP only.
+    #[test]
+    fn the_relay_floor_is_judged_by_the_same_targets() {
+        let r = sample();
+        let v = r.verdicts();
+        assert!(v.iter().all(|x| !x.target.contains("relay")), "{v:#?}");
+        let floor = |starts: &str| verdict(&v, starts).floor.clone();
+        // 10 of 20 Gb/s: 50% of plain (met), 5× stunnel's 2 (met).
+        let bulk = floor("bulk, 1 stream, tcpcrypt AES-128-GCM: ≥ 30%").unwrap();
+        assert_eq!(bulk.1, Some(true), "{bulk:?}");
+        assert!(bulk.0.contains("10.00 Gb/s = 0.50 of 20.00"), "{bulk:?}");
+        assert_eq!(
+            floor("bulk, 1 stream, tcpcrypt AES-128-GCM: ≥ 1.8×")
+                .unwrap()
+                .1,
+            Some(true)
+        );
+        // No floor figure for 4 streams: none is claimed.
+        assert_eq!(floor("bulk, 4 streams, tcpcrypt AES-128-GCM: ≥ 30%"), None);
+        // 3000 of 10000 conn/s: meets 25%, misses 35%.
+        let fresh = floor("connection rate (tcpcrypt-load), tcpcrypt fresh").unwrap();
+        assert_eq!(fresh.1, Some(true), "{fresh:?}");
+        let resumed = floor("connection rate (tcpcrypt-load), tcpcrypt resumed").unwrap();
+        assert_eq!(resumed.1, Some(false), "{resumed:?}");
+        // 0.4 ms: within plain 0.2 + 0.02 + 0.3, beyond plain 0.2 + 0.15.
+        assert_eq!(floor("latency p50, tcpcrypt fresh").unwrap().1, Some(true));
+        let lat = floor("latency p50, tcpcrypt resumed").unwrap();
+        assert_eq!(lat.1, Some(false));
+        assert!(lat.0.starts_with("0.400 ms"), "{lat:?}");
+        assert_eq!(floor("memory per idle connection, client"), None);
+        assert_eq!(floor("bytes on the wire, bulk"), None);
+
+        let md = r.markdown();
+        let row = |prefix: &str| {
+            md.lines()
+                .find(|l| l.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no row {prefix:?} in\n{md}"))
+                .to_owned()
+        };
+        let resumed_row = row("| connection rate (tcpcrypt-load), tcpcrypt resumed");
+        assert!(
+            resumed_row.ends_with("| 3000.00 conn/s = 0.30 of 10000.00 conn/s | **missed** |"),
+            "{resumed_row}"
+        );
+        let bulk_row = row("| relay floor: two null relays, no encryption | 10.00");
+        assert!(bulk_row.contains("| 50% |"), "{bulk_row}");
+        assert!(!bulk_row.contains('×'), "no stunnel ratio: {bulk_row}");
+        let rate_row = row("| relay floor: two null relays, no encryption | 3000");
+        assert!(rate_row.contains("| 30% |  |"), "{rate_row}");
     }
 
     #[test]
