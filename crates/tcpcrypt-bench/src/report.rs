@@ -117,7 +117,7 @@ pub struct Verdict {
 
 impl Verdict {
     /// The same target judged on the relay floor's figure.
-    fn with_floor(mut self, floor: Option<Verdict>) -> Self {
+    fn with_floor(mut self, floor: Option<Self>) -> Self {
         self.floor = floor.map(|f| (f.measured, f.met));
         self
     }
