@@ -359,11 +359,12 @@ impl Results {
             "## Targets (issue 6)\n\nThe last two columns judge the **relay floor** by the same \
              target: two null relays (`tcpcrypt-load relay`, one in each namespace) that only \
              copy bytes, so three TCP connections and two user-space hops per application \
-             connection, the shape of any transparent proxy (tcpcrypt's daemon pair, stunnel), \
-             with no key exchange, no encryption, no netfilter rules and no queued segments. \
-             Where the floor misses a target, no implementation of that shape meets it on this \
-             machine; the gap between tcpcrypt and the floor is what tcpcrypt's own work \
-             costs.\n\n\
+             connection, the shape of any transparent encrypting proxy (tcpcrypt's daemon pair, \
+             stunnel), with no key exchange, no encryption, no netfilter rules and no queued \
+             segments. An encrypting proxy must at least read and write every byte, so it does \
+             all the floor does and more: where the floor misses a target, a proxy of that \
+             shape would have to do its own work in less than nothing. The gap between \
+             tcpcrypt and the floor is what tcpcrypt's own work costs.\n\n\
              | target | measured | verdict | relay floor, same target | floor verdict |\n\
              |---|---|---|---|---|\n",
         );
