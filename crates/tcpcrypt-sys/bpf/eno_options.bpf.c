@@ -17,12 +17,15 @@
 //     HDR_OPT_LEN/WRITE   non-SYN: `45 02` while ack_eno, until a non-SYN segment arrives (§4.6)
 //     PARSE_HDR_OPT_CB    non-SYN segment received: duty over, entry and callbacks gone
 //   passive open (a connection the daemon's TPROXY listener accepts)
-//     daemon: conns[tuple] = {}                            while the SYN is held in NFQUEUE
-//     (the SYN-ACK goes through NFQUEUE: the kernel's own options leave 20 bytes, padding
-//      included, and a resumption answer needs 21, which only a rewrite of the whole option
-//      area makes room for)
+//     daemon: connecting[listener cookie] = {}             before listen()
+//     TCP_LISTEN_CB       turns the header callbacks on for the listener (its SYN-ACKs)
+//     daemon: conns[tuple] = { syn_opt }                   while the SYN is held in NFQUEUE
+//     HDR_OPT_LEN/WRITE   SYN-ACK: syn_opt when the daemon gave one. It gives none for an
+//                         option longer than the 20 bytes the kernel's own options leave,
+//                         padding included (a resumption answer: 21); that SYN-ACK goes
+//                         through NFQUEUE, where a rewrite of the whole area makes room
 //     PASSIVE_ESTABLISHED the segment that completed the handshake: its ENO option (if any)
-//                         into peer_opt; the daemon reads it after accept()
+//                         into peer_opt, callbacks off; the daemon reads it after accept()
 //
 // Only sockets in the daemon's network namespace are touched (several daemons may share a
 // cgroup, as in tests): `netns_cookie` is set by the loader.
@@ -169,6 +172,19 @@ static __always_inline int on_write(struct bpf_sock_ops *skops)
 	return 1;
 }
 
+// A listener the daemon announced: its SYN-ACKs get the header callbacks (its connections
+// inherit them until PASSIVE_ESTABLISHED turns them off).
+static __always_inline int on_listen(struct bpf_sock_ops *skops)
+{
+	__u64 cookie = bpf_get_socket_cookie(skops);
+
+	if (!bpf_map_lookup_elem(&connecting, &cookie))
+		return 1;
+	bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
+	bpf_map_delete_elem(&connecting, &cookie);
+	return 1;
+}
+
 static __always_inline int on_connect(struct bpf_sock_ops *skops)
 {
 	__u64 cookie = bpf_get_socket_cookie(skops);
@@ -219,6 +235,8 @@ static __always_inline int on_passive_established(struct bpf_sock_ops *skops)
 	struct conn *c;
 	long n;
 
+	// The accepted socket inherited the listener's callbacks: nothing more to write.
+	callbacks(skops, 0);
 	if (key_of(skops, &key))
 		return 1;
 	c = bpf_map_lookup_elem(&conns, &key);
@@ -245,6 +263,8 @@ int eno_options(struct bpf_sock_ops *skops)
 	switch (skops->op) {
 	case BPF_SOCK_OPS_TCP_CONNECT_CB:
 		return on_connect(skops);
+	case BPF_SOCK_OPS_TCP_LISTEN_CB:
+		return on_listen(skops);
 	case BPF_SOCK_OPS_HDR_OPT_LEN_CB:
 		return on_opt_len(skops);
 	case BPF_SOCK_OPS_WRITE_HDR_OPT_CB:

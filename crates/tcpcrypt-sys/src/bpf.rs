@@ -1,13 +1,14 @@
 //! The BPF option path: a sock_ops program (`bpf/eno_options.bpf.c`, built by `build.rs`)
 //! that writes the TCP-ENO options the daemon decided into its upstream connections' segments
-//! (the SYN's, then `45 02` until a non-SYN segment arrives) and reads the option of a passive
-//! connection's completing ACK (RFC 8547 §4.1, §4.6), so that those segments need no NFQUEUE
-//! round trip. The program decides nothing: every byte it writes comes from [`EnoOptions`]'
-//! maps, filled by the daemon from the sans-IO core.
+//! (the SYN's, then `45 02` until a non-SYN segment arrives) and into its listeners' SYN-ACKs,
+//! and reads the option of a passive connection's completing ACK (RFC 8547 §4.1, §4.6), so
+//! that those segments need no NFQUEUE round trip. The program decides nothing: every byte it
+//! writes comes from [`EnoOptions`]' maps, filled by the daemon from the sans-IO core.
 //!
-//! It writes no SYN-ACK: the room Linux leaves after its own SYN-ACK options is 20 bytes,
-//! padding included, and a resumption answer needs 21 (digest §3.7), which only a rewrite of
-//! the whole option area (NFQUEUE) makes room for.
+//! A SYN-ACK option longer than [`SYN_ROOM`] is not written here: the room Linux leaves after
+//! its own SYN-ACK options is 20 bytes, padding included, and a resumption answer needs 21
+//! (digest §3.7), which only a rewrite of the whole option area (NFQUEUE) makes room for. A
+//! fresh answer fits.
 //!
 //! The kernel facilities (Linux ≥ 5.10): `BPF_SOCK_OPS_HDR_OPT_LEN_CB` /
 //! `BPF_SOCK_OPS_WRITE_HDR_OPT_CB` with `bpf_reserve_hdr_opt` / `bpf_store_hdr_opt`,
@@ -185,6 +186,9 @@ pub enum BpfError {
     /// An option longer than the option space.
     #[error("option of {0} bytes does not fit the TCP option space")]
     TooLong(usize),
+    /// A SYN-ACK option longer than the room the kernel leaves ([`SYN_ROOM`]).
+    #[error("option of {0} bytes does not fit the {SYN_ROOM} bytes Linux leaves in a SYN-ACK")]
+    NoRoom(usize),
 }
 
 #[cfg(bpf_object)]
@@ -275,16 +279,40 @@ impl EnoOptions {
         let _ = self.connecting.remove(&cookie);
     }
 
-    /// Passive open of (local, remote), its SYN held: the program records the ENO option of
-    /// the segment that completes its handshake ([`record`](Self::record), once
+    /// Passive opens: `listener` (bound, not yet listening) gets the header callbacks for its
+    /// SYN-ACKs, which carry the options given to [`expect_passive`](Self::expect_passive).
+    pub fn expect_listen(&mut self, listener: &impl AsFd) -> Result<(), BpfError> {
+        let cookie = cookie_of(listener)?;
+        self.connecting
+            .insert(cookie, Conn::default(), 0)
+            .map_err(|source| BpfError::Map {
+                map: "connecting",
+                source,
+            })
+    }
+
+    /// Passive open of (local, remote), its SYN held: its SYN-ACK (and every retransmission
+    /// of it), if it comes from a listener announced by [`expect_listen`](Self::expect_listen),
+    /// carries `syn_ack_option` (none if empty: the SYN-ACK's option is then written
+    /// elsewhere, or the connection has none); and the program records the ENO option of the
+    /// segment that completes its handshake ([`record`](Self::record), once
     /// [`state::ESTABLISHED`]).
+    ///
+    /// # Errors
+    /// An option longer than [`SYN_ROOM`]; a failed map update.
     pub fn expect_passive(
         &mut self,
         local: SocketAddr,
         remote: SocketAddr,
+        syn_ack_option: &[u8],
     ) -> Result<(), BpfError> {
+        if syn_ack_option.len() > SYN_ROOM {
+            return Err(BpfError::NoRoom(syn_ack_option.len()));
+        }
+        let mut conn = Conn::default();
+        set_option(&mut conn.syn_opt, &mut conn.syn_len, syn_ack_option)?;
         self.conns
-            .insert(ConnKey::new(local, remote), Conn::default(), 0)
+            .insert(ConnKey::new(local, remote), conn, 0)
             .map_err(|source| BpfError::Map {
                 map: "conns",
                 source,

@@ -1,7 +1,8 @@
 //! The BPF option path against the kernel, in a namespace of its own: the sock_ops program
-//! writes exactly the options put in its maps into the SYN and the active side's non-SYN
-//! segments until it receives one (RFC 8547 §4.6), records the passive side's completing ACK
-//! option, and leaves every other connection alone. Read back from a tcpdump capture.
+//! writes exactly the options put in its maps into the SYN, the announced listener's SYN-ACK
+//! and the active side's non-SYN segments until it receives one (RFC 8547 §4.6), records the
+//! passive side's completing ACK option, and leaves every other connection alone. Read back
+//! from a tcpdump capture.
 
 mod common;
 
@@ -13,6 +14,8 @@ use tcpcrypt_proto::wire::packet::TcpIpPacket;
 use tcpcrypt_sys::bpf::{state, EnoOptions};
 
 const SYN_OPTION: &[u8] = &[69, 4, 0x00, 0x21];
+/// A fresh answer (one TEP, v = 0).
+const SYN_ACK_OPTION: &[u8] = &[69, 3, 0x21];
 
 /// tcpdump reports that it listens slightly before its ring sees packets, and reads the last
 /// ones slightly after they are delivered: a margin on both sides of the captured exchange.
@@ -97,18 +100,23 @@ fn ping_pong(client: &mut TcpStream, listener: &TcpListener) -> TcpStream {
     accepted
 }
 
-fn listener_at(addr: SocketAddr) -> TcpListener {
+/// A listener on `addr`, announced to the program (its SYN-ACKs get options) if `opts`.
+fn listener_at(addr: SocketAddr, opts: Option<&mut EnoOptions>) -> TcpListener {
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, None).unwrap();
     s.set_reuse_address(true).unwrap();
     s.bind(&addr.into()).unwrap();
+    if let Some(opts) = opts {
+        opts.expect_listen(&s).unwrap();
+    }
     s.listen(16).unwrap();
     s.into()
 }
 
-fn run(client: SocketAddr, server: SocketAddr) {
+/// One connection through an announced listener; its SYN-ACK gets `syn_ack` (none if empty).
+fn run(client: SocketAddr, server: SocketAddr, syn_ack: &[u8]) {
     let mut opts = EnoOptions::load().expect("load the BPF option path");
-    let listener = listener_at(server);
-    opts.expect_passive(server, client).unwrap();
+    let listener = listener_at(server, Some(&mut opts));
+    opts.expect_passive(server, client, syn_ack).unwrap();
     let filter = format!("tcp port {}", server.port());
     let cap = common::Capture::start("bpf-options", &filter);
     settle();
@@ -137,7 +145,8 @@ fn run(client: SocketAddr, server: SocketAddr) {
         .iter()
         .find(|s| s.syn && s.ack)
         .expect("SYN-ACK captured");
-    assert_eq!(synack.eno, None, "the program writes no SYN-ACK");
+    let want = (!syn_ack.is_empty()).then_some(syn_ack);
+    assert_eq!(synack.eno.as_deref(), want, "the SYN-ACK's option");
     // The client's segments: `45 02` on the third ACK and the first ping, none after the
     // server's first non-SYN segment; the server never sends ENO.
     let first_server_non_syn = segs
@@ -174,6 +183,13 @@ fn writes_the_decided_options_and_records_the_completing_ack_ipv4() {
         run(
             "127.0.0.1:40001".parse().unwrap(),
             "127.0.0.1:40002".parse().unwrap(),
+            SYN_ACK_OPTION,
+        );
+        // A SYN-ACK whose option is written elsewhere (NFQUEUE): none from the program.
+        run(
+            "127.0.0.1:40003".parse().unwrap(),
+            "127.0.0.1:40004".parse().unwrap(),
+            &[],
         );
     });
 }
@@ -184,6 +200,7 @@ fn writes_the_decided_options_and_records_the_completing_ack_ipv6() {
         run(
             "[::1]:40001".parse().unwrap(),
             "[::1]:40002".parse().unwrap(),
+            SYN_ACK_OPTION,
         );
     });
 }
@@ -198,9 +215,9 @@ fn leaves_other_connections_alone() {
         );
         // A connection the daemon did not announce (a passive entry for another client
         // port): nothing is written, nothing recorded.
-        let listener = listener_at(server);
+        let listener = listener_at(server, Some(&mut opts));
         let other: SocketAddr = "127.0.0.1:40013".parse().unwrap();
-        opts.expect_passive(server, other).unwrap();
+        opts.expect_passive(server, other, SYN_ACK_OPTION).unwrap();
         let cap = common::Capture::start("bpf-options-other", "tcp port 40012");
         settle();
         let mut c = connect_from(None, client, server, true);
@@ -223,6 +240,31 @@ fn syn_cookies_keep_the_options_and_the_ack_record() {
         run(
             "127.0.0.1:40021".parse().unwrap(),
             "127.0.0.1:40022".parse().unwrap(),
+            SYN_ACK_OPTION,
         );
+    });
+}
+
+#[test]
+fn a_syn_ack_option_longer_than_the_kernel_leaves_is_refused() {
+    common::in_netns(|| {
+        let mut opts = EnoOptions::load().unwrap();
+        let (server, client): (SocketAddr, SocketAddr) = (
+            "127.0.0.1:40031".parse().unwrap(),
+            "127.0.0.1:40032".parse().unwrap(),
+        );
+        // A resumption answer: 21 bytes, one more than the kernel's SYN-ACK options leave.
+        let mut resumed = vec![69, 21, 0x21];
+        resumed.resize(21, 0xab);
+        assert!(matches!(
+            opts.expect_passive(server, client, &resumed),
+            Err(tcpcrypt_sys::bpf::BpfError::NoRoom(21))
+        ));
+        assert_eq!(
+            opts.record(server, client).unwrap(),
+            None,
+            "nothing recorded"
+        );
+        opts.expect_passive(server, client, &resumed[..20]).unwrap();
     });
 }

@@ -294,7 +294,9 @@ pub struct Marks {
     /// neither queued nor redirected, so they go direct without ENO.
     pub plain: u32,
     /// Verdict mark (and connmark): the connection's ENO negotiation is settled, so the
-    /// kernel queues none of its later segments (RFC 8547 §4.6; see [`crate::rules`]).
+    /// kernel queues none of its later segments (RFC 8547 §4.6; see [`crate::rules`]). On the
+    /// BPF option path: a diverted SYN whose SYN-ACK option the program writes, so that its
+    /// SYN-ACK is not queued.
     pub settled: u32,
 }
 
@@ -376,7 +378,8 @@ impl Queues {
 pub enum OptionPath {
     /// The sock_ops program of `tcpcrypt_sys::bpf` writes them as the kernel builds each
     /// segment; NFQUEUE carries only the SYNs that need a decision (application and server
-    /// SYNs) and the SYN-ACK the client side must check before its ACK.
+    /// SYNs), the SYN-ACK the client side must check before its ACK, and the server's SYN-ACKs
+    /// that answer a resumption (longer than the room the kernel leaves).
     Bpf,
     /// Every handshake segment goes through NFQUEUE and is rewritten there.
     Nfqueue,
@@ -594,9 +597,10 @@ pub struct Cli {
     #[arg(long)]
     pub threads: Option<usize>,
     /// Who writes the ENO options of the daemon's own connections: "bpf" (a sock_ops
-    /// program; only application and server SYNs and the SYN-ACK of the daemon's upstreams are
-    /// queued), "nfqueue" (every handshake segment is queued and rewritten), or "auto" (the
-    /// default: bpf if the program loads, else nfqueue).
+    /// program; only application and server SYNs, the SYN-ACK of the daemon's upstreams and
+    /// the server's SYN-ACKs that answer a resumption are queued), "nfqueue" (every handshake
+    /// segment is queued and rewritten), or "auto" (the default: bpf if the program loads,
+    /// else nfqueue).
     #[arg(long, value_name = "PATH")]
     pub option_path: Option<String>,
     /// Seconds a destination stays cached as a type-2 path (ENO stripped after the SYN): its

@@ -282,7 +282,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     if let Some(bytes) = config.rekey_after_bytes {
         warn!("rekey_after_bytes = {bytes}: a debugging setting, not for production");
     }
-    let (config, bpf) = option_path(config)?;
+    // Before the listeners: the program must see the server listeners' listen().
+    let (config, mut bpf) = option_path(config)?;
     let filters = bpf.as_ref().and_then(|_| load_syn_filters());
     let families = if config.ipv6 {
         vec![
@@ -296,10 +297,11 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let mut server_listeners = Vec::new();
     for &ip in &families {
         if config.client {
-            client_listeners.push(listen(SocketAddr::new(ip, config.client_port), true)?);
+            client_listeners.push(listen(SocketAddr::new(ip, config.client_port), true, None)?);
         }
         if config.server {
-            server_listeners.push(listen(SocketAddr::new(ip, config.server_port), true)?);
+            let addr = SocketAddr::new(ip, config.server_port);
+            server_listeners.push(listen(addr, true, bpf.as_mut())?);
         }
     }
     let mut queues = Vec::new();
@@ -504,7 +506,13 @@ async fn wait_for_signal() -> Result<(), DaemonError> {
     Ok(())
 }
 
-fn listen(addr: SocketAddr, transparent: bool) -> Result<TcpListener, DaemonError> {
+/// A listener on `addr`; with `bpf`, the BPF program writes the options of its SYN-ACKs that
+/// the daemon gives it ([`expect_passive`]).
+fn listen(
+    addr: SocketAddr,
+    transparent: bool,
+    bpf: Option<&mut EnoOptions>,
+) -> Result<TcpListener, DaemonError> {
     let err = |source| DaemonError::Listen { addr, source };
     let socket = match addr {
         SocketAddr::V4(_) => TcpSocket::new_v4(),
@@ -529,6 +537,9 @@ fn listen(addr: SocketAddr, transparent: bool) -> Result<TcpListener, DaemonErro
     // second daemon with the same ports is still refused.
     socket.set_reuseaddr(true).map_err(err)?;
     socket.bind(addr).map_err(err)?;
+    if let Some(bpf) = bpf {
+        bpf.expect_listen(&socket)?;
+    }
     socket.listen(LISTEN_BACKLOG).map_err(err)
 }
 
@@ -691,22 +702,45 @@ fn handle_packet(shared: &Arc<Shared>, queue: &SharedQueue, kind: QueueKind, pac
                 ServerSyn::Divert { key, replace } => {
                     match Slot::take(&shared.live, shared.config.max_connections) {
                         Some(slot) => {
-                            if let Some(bpf) = &shared.bpf {
-                                if let Err(e) = lock(bpf).expect_passive(key.local, key.remote) {
-                                    // No record: the connection's outcome is an error, and
-                                    // an Init1 from the client is refused.
-                                    warn!("{key:?}: {e}");
-                                }
-                            }
+                            let syn_ack_by_kernel = shared
+                                .bpf
+                                .as_ref()
+                                .is_some_and(|bpf| expect_passive(shared, bpf, key));
                             let (shared, queue) = (shared.clone(), queue.clone());
                             tokio::spawn(async move {
-                                hold_server_syn(shared, queue, packet.id, key, replace, slot).await;
+                                let held = HeldSyn {
+                                    id: packet.id,
+                                    key,
+                                    replace,
+                                    syn_ack_by_kernel,
+                                };
+                                hold_server_syn(shared, queue, held, slot).await;
                             });
                         }
                         None => over_limit(shared, queue, packet.id, key, now),
                     }
                 }
             }
+        }
+    }
+}
+
+/// BPF option path, server side: the program is told about the diverted connection `key`
+/// before its SYN goes on, so that it records the segment completing the handshake and, when
+/// the core's answer fits the room the kernel leaves ([`SynPath::syn_ack_option`]), writes
+/// the SYN-ACK's option itself. True if it writes it: the SYN-ACK then skips the queue (the
+/// SYN's verdict adds the settled mark, see [`crate::rules`]). False: the SYN-ACK is queued
+/// and gets its option from [`SynPath::on_outbound`] (a resumption answer, or a failed map
+/// update; without a record the connection's outcome is an error and an Init1 from the client
+/// is refused).
+fn expect_passive(shared: &Shared, bpf: &Mutex<EnoOptions>, key: ConnKey) -> bool {
+    let option = lock(&shared.syn).path.syn_ack_option(key, bpf::SYN_ROOM);
+    let written = option.as_deref().unwrap_or_default();
+    match lock(bpf).expect_passive(key.local, key.remote, written) {
+        Ok(()) => option.is_some(),
+        Err(e) => {
+            warn!("{key:?}: {e}");
+            false
         }
     }
 }
@@ -936,26 +970,41 @@ async fn connect_within(
     }
 }
 
+/// A diverted SYN held while the daemon pre-connects to the service.
+struct HeldSyn {
+    /// The queued packet.
+    id: u32,
+    key: ConnKey,
+    /// Replacement bytes (SYN data stripped).
+    replace: Option<Vec<u8>>,
+    /// The BPF program writes its SYN-ACK's option ([`expect_passive`]).
+    syn_ack_by_kernel: bool,
+}
+
 /// Server side: pre-connect to the local service as the client (recipe 2b, variant S6), then
 /// divert the SYN to the TPROXY listener (2a); refused or failed: pass it undiverted, and the
 /// kernel answers (its RST if nothing listens, 2c).
-async fn hold_server_syn(
-    shared: Arc<Shared>,
-    queue: SharedQueue,
-    id: u32,
-    key: ConnKey,
-    replace: Option<Vec<u8>>,
-    slot: Slot,
-) {
+async fn hold_server_syn(shared: Arc<Shared>, queue: SharedQueue, held: HeldSyn, slot: Slot) {
+    let HeldSyn {
+        id,
+        key,
+        replace,
+        syn_ack_by_kernel,
+    } = held;
     let marks = shared.config.marks;
     match preconnect_service(&shared, key).await {
         Ok(stream) => {
             lock(&shared.services).insert(key, (stream, Instant::now(), slot));
+            let mark = if syn_ack_by_kernel {
+                marks.divert | marks.settled
+            } else {
+                marks.divert
+            };
             lock(&shared.syn)
                 .path
-                .decide(key, Some(marks.divert), true, Instant::now());
+                .decide(key, Some(mark), true, Instant::now());
             let verdict = Verdict::Accept {
-                mark: Some(marks.divert),
+                mark: Some(mark),
                 payload: replace.as_deref(),
             };
             send_verdict(&queue, id, verdict);
@@ -1456,7 +1505,7 @@ mod tests {
     #[tokio::test]
     async fn listeners_rebind_over_time_wait_but_never_twice() {
         use tokio::io::AsyncReadExt;
-        let first = listen("127.0.0.1:0".parse().unwrap(), false).unwrap();
+        let first = listen("127.0.0.1:0".parse().unwrap(), false, None).unwrap();
         let addr = first.local_addr().unwrap();
         let mut client = TcpStream::connect(addr).await.unwrap();
         let (server_side, _) = first.accept().await.unwrap();
@@ -1467,10 +1516,10 @@ mod tests {
         drop(client);
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(
-            matches!(listen(addr, false), Err(DaemonError::Listen { .. })),
+            matches!(listen(addr, false, None), Err(DaemonError::Listen { .. })),
             "a second live listener on the same port must be refused"
         );
         drop(first);
-        listen(addr, false).expect("rebinding over TIME_WAIT must work");
+        listen(addr, false, None).expect("rebinding over TIME_WAIT must work");
     }
 }

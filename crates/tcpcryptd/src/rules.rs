@@ -25,14 +25,17 @@
 //! never settles.
 //!
 //! On the BPF option path (`--option-path bpf`, [`crate::config::OptionPath`]) the kernel
-//! writes the client upstream's ENO options and records the server's completing ACK itself
-//! (`tcpcrypt_sys::bpf`), so fewer segments are queued: the application's SYN (`app_syn`) and
-//! the server's SYN (`server_syn`), which need a decision before they go on; the client
-//! upstream's SYN-ACK (`eno_in`), which the core must check before the kernel's ACK says
-//! whether ENO was accepted; and the server's SYN-ACK (`eno_out`), whose option may need the
-//! whole option space (a resumption answer). Both SYN-ACK rules match `--tcp-flags SYN,ACK
-//! SYN,ACK`; no chain has the settled-mark pair: four queued segments per connection instead
-//! of about nine. There, the SYN filters ([`SynFilterPaths`], `tcpcrypt_sys::syn_filters`,
+//! writes the client upstream's ENO options and the server's fresh SYN-ACK answers, and
+//! records the server's completing ACK itself (`tcpcrypt_sys::bpf`), so fewer segments are
+//! queued: the application's SYN (`app_syn`) and the server's SYN (`server_syn`), which need a
+//! decision before they go on; the client upstream's SYN-ACK (`eno_in`), which the core must
+//! check before the kernel's ACK says whether ENO was accepted; and the server's SYN-ACK
+//! (`eno_out`) when its option needs more than the room the kernel leaves (a resumption
+//! answer): the SYN of a connection whose SYN-ACK the program writes gets the settled mark X
+//! with D in its verdict, saved in the connmark, and the `eno_out` rule skips connmark X. Both
+//! SYN-ACK rules match `--tcp-flags SYN,ACK SYN,ACK`; no chain has the settled-mark pair: four
+//! queued segments per resumed connection and three per fresh one, instead of about nine.
+//! There, the SYN filters ([`SynFilterPaths`], `tcpcrypt_sys::syn_filters`,
 //! xt_bpf matches) also keep two kinds of SYN out of the queues: an application's SYN to a
 //! cached server without tcpcrypt ([`crate::plain_peers`]; one probe per interval is still
 //! queued), and a received SYN without ENO, which the server side would only let pass.
@@ -68,9 +71,12 @@
 //!   mangle PREROUTING S_MPRE: mark X → CONNMARK X; connmark X → RETURN;
 //!                            mark D → CONNMARK D; mark D → TPROXY server_port (lo address);
 //!                            ! --syn, connmark D, not X, packets 2-5 → NFQUEUE eno_in
+//!                            [BPF path, all of it] mark D → CONNMARK D;
+//!                                       mark X → CONNMARK X; mark D → TPROXY server_port
 //!   mangle OUTPUT    S_MOUT: connmark S → MARK S; mark S → CONNMARK S; mark X → CONNMARK X;
 //!                            connmark X → RETURN;
 //!                            connmark D, not X, first 4 reply packets → NFQUEUE eno_out
+//!                            [BPF path] SYN-ACK, connmark D, not X → NFQUEUE eno_out
 //!   filter INPUT     S_FIN:  mark J → REJECT tcp-reset           (mandatory port or address, no ENO)
 //!                            with a mandatory policy: -i lo → RETURN; mark D → RETURN;
 //!                            --syn to a mandatory port/address → REJECT tcp-reset
@@ -361,16 +367,27 @@ impl Plan {
         let tproxy_mark = mask(m.tproxy);
         let bpf = c.option_path == OptionPath::Bpf;
         let mut mpre = settled_rules(c);
-        mpre.extend([
+        mpre.push(
             args(&["-p", "tcp"])
                 .mark(m.divert)
                 .then(&["-j", "CONNMARK"])
                 .set(m.divert),
+        );
+        if bpf {
+            // The program writes this connection's SYN-ACK: it skips the eno_out queue.
+            mpre.push(
+                args(&["-p", "tcp"])
+                    .mark(m.settled)
+                    .then(&["-j", "CONNMARK"])
+                    .set(m.settled),
+            );
+        }
+        mpre.push(
             args(&["-p", "tcp"])
                 .mark(m.divert)
                 .tproxy(c.server_port, family)
                 .then(&["--tproxy-mark", &tproxy_mark]),
-        ]);
+        );
         if !bpf {
             mpre.push(
                 args(&["-p", "tcp", "!", "--syn"])
@@ -393,9 +410,11 @@ impl Plan {
         ];
         mout.extend(settled_rules(c));
         mout.push(if bpf {
-            // The SYN-ACK only (its option may need all 40 bytes: see tcpcrypt_sys::bpf).
+            // The SYN-ACK only, and only when the program does not write it (its option needs
+            // more than the room the kernel leaves: see tcpcrypt_sys::bpf).
             args(&["-p", "tcp", "--tcp-flags", "SYN,ACK", "SYN,ACK"])
                 .connmark(m.divert)
+                .not_connmark(m.settled)
                 .queue(q.eno_out)
         } else {
             args(&["-p", "tcp"])
@@ -797,12 +816,23 @@ mod tests {
             "iptables -t mangle -A T_C_MPRE -p tcp --tcp-flags SYN,ACK SYN,ACK -m connmark \
              --mark 0x1/0x1 -j NFQUEUE --queue-num 4752 --queue-bypass"
         ));
+        // The server's SYN-ACK is queued unless the program writes it (the SYN's verdict then
+        // added the settled mark, which S_MPRE saves before TPROXY ends the chain).
         assert!(text.contains(
             "iptables -t mangle -A T_S_MOUT -p tcp --tcp-flags SYN,ACK SYN,ACK -m connmark \
-             --mark 0x10/0x10 -j NFQUEUE --queue-num 4751 --queue-bypass"
+             --mark 0x10/0x10 -m connmark ! --mark 0x80/0x80 -j NFQUEUE --queue-num 4751 \
+             --queue-bypass"
         ));
-        // Nothing is repeated with the settled mark, so no chain looks for it.
-        assert!(!text.contains("0x80/0x80"), "{text}");
+        let s_mpre: Vec<&str> = text.lines().filter(|l| l.contains("-A T_S_MPRE")).collect();
+        let save = s_mpre
+            .iter()
+            .position(|l| l.ends_with("-m mark --mark 0x80/0x80 -j CONNMARK --set-xmark 0x80/0x80"))
+            .unwrap_or_else(|| panic!("S_MPRE saves the settled mark: {s_mpre:#?}"));
+        let tproxy = s_mpre.iter().position(|l| l.contains("TPROXY")).unwrap();
+        assert!(save < tproxy, "{s_mpre:#?}");
+        // Nothing is repeated with the settled mark (NF_REPEAT), so nothing else looks for it:
+        // per family, the save (mark and connmark) and the eno_out rule.
+        assert_eq!(text.matches("0x80/0x80").count(), 2 * 3, "{text}");
         // The rest of the plan is the NFQUEUE path's: same chains, rules, routes.
         let nfqueue = Plan::new(&config(&["--option-path", "nfqueue"]));
         assert_eq!(plan.chains.len(), nfqueue.chains.len());

@@ -492,10 +492,26 @@ impl SynPath {
         (handled, Some((key, ack_eno)))
     }
 
+    /// Server side, BPF option path: the option of the SYN-ACK of `key` (its SYN just
+    /// diverted by [`on_server_syn`](Self::on_server_syn)) for the kernel to write into the
+    /// `room` it leaves, if the option the core wants to send fits it. `None` otherwise (a
+    /// resumption answer is longer than a Linux SYN-ACK's room): the SYN-ACK then goes through
+    /// [`on_outbound`](Self::on_outbound), whose rewrite of the whole option area makes room,
+    /// so that a lack of room never turns a resumption into a fresh key exchange.
+    pub fn syn_ack_option(&mut self, key: ConnKey, room: usize) -> Option<Vec<u8>> {
+        let flow = self.flows.get_mut(&key)?;
+        if flow.neg.state() != State::Pending || flow.neg.own_option_len()? > room {
+            return None;
+        }
+        let option = flow.neg.on_send_with_space(SegmentFlags::SYN_ACK, room)?;
+        Some(option.as_bytes().to_vec())
+    }
+
     /// Server side: the segment that completed `key`'s handshake (its SYN went through
     /// [`on_server_syn`](Self::on_server_syn), its SYN-ACK through
-    /// [`on_outbound`](Self::on_outbound)), as the BPF program recorded it (its flags, whether it had payload, its ENO option whole or empty). Returns the
-    /// negotiation's outcome; the entries go.
+    /// [`syn_ack_option`](Self::syn_ack_option) or [`on_outbound`](Self::on_outbound)), as the
+    /// BPF program recorded it (its flags, whether it had payload, its ENO option whole or
+    /// empty). Returns the negotiation's outcome; the entries go.
     pub fn on_passive_established(
         &mut self,
         key: ConnKey,

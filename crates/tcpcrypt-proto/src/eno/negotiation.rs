@@ -254,6 +254,21 @@ impl Negotiation {
         self.on_send_in(seg, space, has_fast_open_cookie(tcp_options))
     }
 
+    /// The length of the SYN-form option this negotiation sends in its SYN (or SYN-ACK) when
+    /// the space allows: the one already fixed, else the most wanted candidate; `None` if it
+    /// sends none. A driver that can write only a limited room
+    /// ([`on_send_with_space`](Self::on_send_with_space)) asks first, so that a lack of room
+    /// never makes it settle for a less wanted option (a fresh answer instead of a resumption)
+    /// where another way of sending has room for the most wanted one.
+    #[must_use]
+    pub fn own_option_len(&self) -> Option<usize> {
+        if self.own_fixed {
+            self.own_syn.map(|o| o.len())
+        } else {
+            self.candidates.first().map(OptionsBuf::len)
+        }
+    }
+
     /// [`on_send`](Self::on_send) for a driver that knows the free option space rather than
     /// the options area: one where the kernel writes the returned option into the room it
     /// leaves after its own options, padding included (Linux's BPF header-option callbacks),

@@ -537,13 +537,34 @@ fn server_syns_expire_entries_once_a_second_or_when_a_table_is_full() {
     assert_eq!(b.flow_count(), 1, "the expired entry was dropped");
 }
 
-/// The BPF option path's handshake: the kernel writes A's options (here: the test puts them
-/// into the packets), the core decides them through `start_active`, `on_upstream_syn_ack`
-/// and `on_passive_established`; B's SYN-ACK goes through `on_outbound`. `b_syn_ack_eno`:
-/// whether B's SYN-ACK carries its option (false: a middlebox stripped it); `a_ack_eno`: whether A's ACK carries
-/// `45 02` as far as B is concerned (false: stripped after the SYN).
+/// The BPF option path's handshake: the kernel writes the options (here: the test puts them
+/// into the packets), the core decides them through `start_active`, `on_upstream_syn_ack`,
+/// `syn_ack_option` and `on_passive_established`; B's SYN-ACK goes through `on_outbound`
+/// when `syn_ack_option` gives no option for the kernel (or `b_by_kernel` is false).
+/// `b_syn_ack_eno`: whether B's SYN-ACK carries its option (false: a middlebox stripped it);
+/// `a_ack_eno`: whether A's ACK carries `45 02` as far as B is concerned (false: stripped
+/// after the SYN).
+struct KernelHandshake {
+    a: Outcome,
+    b: Outcome,
+    /// A's ACK carries `45 02`.
+    ack_eno: bool,
+    /// B's SYN-ACK option was written by the kernel (not through `on_outbound`).
+    b_by_kernel: bool,
+}
+
 fn kernel_handshake(v6: bool, b_syn_ack_eno: bool, a_ack_eno: bool) -> (Outcome, Outcome, bool) {
-    let (mut a, mut b) = (path(), path());
+    let h = kernel_handshake_with((path(), path()), v6, false, b_syn_ack_eno, a_ack_eno);
+    (h.a, h.b, h.ack_eno)
+}
+
+fn kernel_handshake_with(
+    (mut a, mut b): (SynPath, SynPath),
+    v6: bool,
+    b_by_kernel: bool,
+    b_syn_ack_eno: bool,
+    a_ack_eno: bool,
+) -> KernelHandshake {
     let now = Instant::now();
     let (ca, sb) = addrs(v6);
     let (key_a, key_b) = keys(ca, sb);
@@ -565,13 +586,37 @@ fn kernel_handshake(v6: bool, b_syn_ack_eno: bool, a_ack_eno: bool) -> (Outcome,
     };
     assert_eq!(key, key_b);
     b.decide(key, Some(0x10), true, now);
-    // B's SYN-ACK goes through NFQUEUE, as on the NFQUEUE path.
-    let syn_ack = packet(sb, ca, SYN | ACK, &SYN_OPTIONS, &[]);
-    let handled = b.on_outbound(&syn_ack, now);
-    assert!(!handled.settled, "B waits for the completing ACK");
-    let rewritten = replaced(handled.decision, syn_ack.clone());
-    assert_eq!(eno_options(&rewritten).len(), 1, "B answers with ENO");
-    let syn_ack = if b_syn_ack_eno { rewritten } else { syn_ack };
+    let bare = packet(sb, ca, SYN | ACK, &SYN_OPTIONS, &[]);
+    let by_kernel = if b_by_kernel {
+        b.syn_ack_option(key, bpf::SYN_ROOM)
+    } else {
+        None
+    };
+    let written = match &by_kernel {
+        Some(option) => {
+            // The kernel writes it after its own options.
+            assert!(
+                option.len() <= bpf::SYN_ROOM && option[0] == 69,
+                "{option:?}"
+            );
+            assert_eq!(
+                b.syn_ack_option(key, bpf::SYN_ROOM).as_ref(),
+                Some(option),
+                "the same bytes if asked again"
+            );
+            let mut options = [&SYN_OPTIONS[..], option].concat();
+            options.resize(options.len().next_multiple_of(4), 1);
+            packet(sb, ca, SYN | ACK, &options, &[])
+        }
+        None => {
+            // B's SYN-ACK goes through NFQUEUE, as on the NFQUEUE path.
+            let handled = b.on_outbound(&bare, now);
+            assert!(!handled.settled, "B waits for the completing ACK");
+            replaced(handled.decision, bare.clone())
+        }
+    };
+    assert_eq!(eno_options(&written).len(), 1, "B answers with ENO");
+    let syn_ack = if b_syn_ack_eno { written } else { bare };
     let mut asked = None;
     let (handled, ack) = a.on_upstream_syn_ack(
         &syn_ack,
@@ -619,20 +664,64 @@ fn kernel_handshake(v6: bool, b_syn_ack_eno: bool, a_ack_eno: bool) -> (Outcome,
         .on_passive_established(key_b, flags, ack_option, now)
         .is_none());
     let oa = a.take_outcome(&key_a).expect("A decided");
-    (oa, ob, ack_eno)
+    KernelHandshake {
+        a: oa,
+        b: ob,
+        ack_eno,
+        b_by_kernel: by_kernel.is_some(),
+    }
 }
 
 #[test]
 fn the_kernel_option_path_enables_with_equal_transcripts() {
     for v6 in [false, true] {
-        let (oa, ob, ack_eno) = kernel_handshake(v6, true, true);
-        assert!(ack_eno, "A's ACK carries 45 02");
-        let (Outcome::Enabled(na), Outcome::Enabled(nb)) = (oa, ob) else {
-            panic!("both enabled (v6 = {v6})")
-        };
-        assert_eq!(na.transcript, nb.transcript);
-        assert_ne!(na.role, nb.role);
+        for b_by_kernel in [false, true] {
+            let h = kernel_handshake_with((path(), path()), v6, b_by_kernel, true, true);
+            assert!(h.ack_eno, "A's ACK carries 45 02");
+            assert_eq!(
+                h.b_by_kernel, b_by_kernel,
+                "a fresh answer fits the kernel's room"
+            );
+            let (Outcome::Enabled(na), Outcome::Enabled(nb)) = (h.a, h.b) else {
+                panic!("both enabled (v6 = {v6}, B's SYN-ACK by the kernel: {b_by_kernel})")
+            };
+            assert_eq!(na.transcript, nb.transcript);
+            assert_ne!(na.role, nb.role);
+        }
     }
+}
+
+/// B's resumption answer (21 bytes) does not fit the room the kernel leaves in a SYN-ACK:
+/// `syn_ack_option` gives none, the SYN-ACK goes through `on_outbound` (a rewrite of the
+/// whole option area), and the session is resumed, not downgraded to a fresh key exchange.
+#[test]
+fn a_resumption_answer_goes_through_the_queue_and_resumes() {
+    use tcpcrypt_proto::keys::SessionSecret;
+    use tcpcrypt_proto::{AeadId, Role, TepId};
+    let (ca, sb) = addrs(false);
+    let now = Instant::now();
+    let secret = |original_role| ResumableSecret {
+        tep: TepId::TCPCRYPT_ECDHE_CURVE25519,
+        original_role,
+        aead: AeadId::AES_128_GCM,
+        secret: SessionSecret::from_bytes([9; tcpcrypt_proto::consts::K_LEN]),
+    };
+    let (mut a, mut b) = (path(), path());
+    a.cache_secret(sb.ip(), secret(Role::A), now);
+    b.cache_secret(ca.ip(), secret(Role::B), now);
+    let h = kernel_handshake_with((a, b), false, true, true, true);
+    assert!(
+        !h.b_by_kernel,
+        "the resumption answer went through the queue"
+    );
+    let (Outcome::Enabled(na), Outcome::Enabled(nb)) = (h.a, h.b) else {
+        panic!("both enabled")
+    };
+    assert!(
+        na.resumption.is_some() && nb.resumption.is_some(),
+        "resumed"
+    );
+    assert_eq!(na.transcript, nb.transcript);
 }
 
 #[test]
@@ -649,13 +738,21 @@ fn the_kernel_option_path_falls_back_on_both_ends() {
         "{ob:?}"
     );
     // ENO stripped from A's ACK only: A enabled, B falls back (the type-2 case the daemon
-    // answers by refusing Init1).
-    let (oa, ob, _) = kernel_handshake(false, true, false);
-    assert!(matches!(oa, Outcome::Enabled(_)));
-    assert!(
-        matches!(ob, Outcome::Plain(FallbackReason::MissingEno)),
-        "{ob:?}"
-    );
+    // answers by refusing Init1), whichever way B's SYN-ACK got its option.
+    for b_by_kernel in [false, true] {
+        let h = kernel_handshake_with((path(), path()), false, b_by_kernel, true, false);
+        assert!(matches!(h.a, Outcome::Enabled(_)));
+        assert!(
+            matches!(h.b, Outcome::Plain(FallbackReason::MissingEno)),
+            "{:?}",
+            h.b
+        );
+    }
+    // ENO stripped from a SYN-ACK the kernel wrote: both plain, as above.
+    let h = kernel_handshake_with((path(), path()), false, true, false, true);
+    assert!(h.b_by_kernel && !h.ack_eno);
+    assert!(matches!(h.a, Outcome::Plain(FallbackReason::MissingEno)));
+    assert!(matches!(h.b, Outcome::Plain(FallbackReason::MissingEno)));
 }
 
 #[test]

@@ -332,3 +332,54 @@ fn resumption_offer_sized_by_the_space_a_kernel_driver_reports() {
     assert!(none.on_send_with_space(SegmentFlags::SYN, 2).is_none());
     assert_eq!(none.state(), State::Disabled(FallbackReason::NoOptionSpace));
 }
+
+/// A kernel driver that can write only the room Linux leaves in a SYN-ACK (20 bytes) asks
+/// first: B's resumption answer is 21 bytes and must go another way (a rewrite of the whole
+/// option area), its fresh answer fits. Asking changes nothing; once sent, the length is the
+/// sent option's.
+#[test]
+fn own_option_len_tells_a_driver_whether_the_answer_fits_before_it_is_fixed() {
+    let now = Instant::now();
+    let (mut ca, mut cb) = caches(13, C25519);
+    let offer = ca.take_offer(&"host-b", now);
+    let mut a = Negotiation::active(cfg(&[C25519]), offer, &mut CountingRng(0));
+    let syn = bytes(a.on_send(SegmentFlags::SYN, &[]));
+    let passive = |store: &mut dyn ResumeStore| {
+        Negotiation::passive(
+            cfg(&[C25519]),
+            SegmentFlags::SYN,
+            &syn,
+            store,
+            now,
+            &mut CountingRng(1),
+        )
+        .0
+    };
+    let mut resumed = passive(&mut cb);
+    assert_eq!(resumed.own_option_len(), Some(21));
+    assert_eq!(resumed.own_option_len(), Some(21), "asking fixes nothing");
+    let answer = bytes(resumed.on_send(SegmentFlags::SYN_ACK, &[]));
+    assert_eq!((answer.len(), answer[3]), (21, 0xa3), "{answer:02x?}");
+    assert_eq!(resumed.own_option_len(), Some(21));
+
+    let mut fresh = passive(&mut NoResumption);
+    assert_eq!(fresh.own_option_len(), Some(4));
+    assert_eq!(
+        bytes(fresh.on_send_with_space(SegmentFlags::SYN_ACK, 20)),
+        [0x45, 0x04, 0x01, 0x23]
+    );
+    assert_eq!(fresh.own_option_len(), Some(4));
+    let _ = fresh.on_receive(SegmentFlags::ACK, &[0x45, 0x02]);
+    assert!(fresh.take_negotiated().is_some());
+
+    // A SYN without ENO: the passive opener sends none.
+    let (plain, _) = Negotiation::passive(
+        cfg(&[C25519]),
+        SegmentFlags::SYN,
+        &[],
+        &mut NoResumption,
+        now,
+        &mut CountingRng(1),
+    );
+    assert_eq!(plain.own_option_len(), None);
+}
