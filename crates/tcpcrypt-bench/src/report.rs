@@ -1026,6 +1026,14 @@ mod tests {
         }
     }
 
+    /// The line of `md` that starts with `prefix`.
+    fn row(md: &str, prefix: &str) -> String {
+        md.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no row {prefix:?} in\n{md}"))
+            .to_owned()
+    }
+
     /// Three rounds: tcpcrypt bulk 1 stream at 6 of plain's 20 Gb/s (30%: met exactly) and
     /// 3× stunnel's 2; 4 streams at 5 of 20 (25%: missed).
     fn sample() -> Results {
@@ -1155,12 +1163,7 @@ mod tests {
             r.verdicts()
         );
         let md = r.markdown();
-        let row = |prefix: &str| {
-            md.lines()
-                .find(|l| l.starts_with(prefix))
-                .unwrap_or_else(|| panic!("no row {prefix:?} in\n{md}"))
-                .to_owned()
-        };
+        let row = |prefix: &str| row(&md, prefix);
         let bulk = row("| tcpcryptd on the client only, server without tcpcrypt (first contact");
         assert!(bulk.contains("| 45% |"), "9 of 20 Gb/s: {bulk}");
         assert!(!bulk.contains('×'), "no stunnel ratio: {bulk}");
@@ -1202,12 +1205,7 @@ mod tests {
         assert_eq!(floor("bytes on the wire, bulk"), None);
 
         let md = r.markdown();
-        let row = |prefix: &str| {
-            md.lines()
-                .find(|l| l.starts_with(prefix))
-                .unwrap_or_else(|| panic!("no row {prefix:?} in\n{md}"))
-                .to_owned()
-        };
+        let row = |prefix: &str| row(&md, prefix);
         let resumed_row = row("| connection rate (tcpcrypt-load), tcpcrypt resumed");
         assert!(
             resumed_row.ends_with("| 3000.00 conn/s = 0.30 of 10000.00 conn/s | **missed** |"),
